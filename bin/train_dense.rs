@@ -1,0 +1,24 @@
+//! Trains the lesson's dense network: Flatten → Linear(784, 128) → ReLU → Linear(128, 10).
+use std::process::ExitCode;
+
+use clap::Parser;
+use fashion_tch::{cli, models::ModelSpec};
+
+/// Train the Keras lesson's dense network on Fashion-MNIST (5 epochs; the lesson reaches 0.878).
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Units in the hidden layer
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..))]
+    hidden: i64,
+    #[command(flatten)]
+    common: cli::CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let model = ModelSpec::Dense {
+        hidden: args.hidden,
+    };
+    cli::train_and_report(&args.common, model, 5)
+}

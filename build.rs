@@ -1,0 +1,57 @@
+//! Makes the binaries find libtorch at run time with nothing exported by hand, and makes
+//! CUDA builds really load libtorch_cuda.
+//!
+//! - An rpath to libtorch's `lib/` (from `LIBTORCH`, which `.cargo/config.toml` sets to the
+//!   folder `scripts/setup_libtorch.sh` fills, or from Python's torch when
+//!   `LIBTORCH_USE_PYTORCH` is set), so no `LD_LIBRARY_PATH` is needed.
+//! - When that folder holds `libtorch_cuda.so`, link it with `--no-as-needed`: nothing in
+//!   our code calls into it directly, so the linker would otherwise drop it and
+//!   `tch::Cuda::is_available()` would silently be false (tch's known trap).
+use std::path::PathBuf;
+use std::process::Command;
+
+fn torch_lib_dir() -> Option<PathBuf> {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_LIB");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
+    if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import os, torch; print(os.path.dirname(torch.__file__))",
+            ])
+            .output()
+            .ok()?;
+        let torch = String::from_utf8(out.stdout).ok()?;
+        return Some(PathBuf::from(torch.trim()).join("lib"));
+    }
+    if let Some(lib) = std::env::var_os("LIBTORCH_LIB") {
+        return Some(PathBuf::from(lib).join("lib"));
+    }
+    std::env::var_os("LIBTORCH").map(|dir| PathBuf::from(dir).join("lib"))
+}
+
+fn main() {
+    let lib = torch_lib_dir();
+    // Recorded in each run's config.json.
+    let version = lib
+        .as_ref()
+        .and_then(|lib| std::fs::read_to_string(lib.join("../build-version")).ok())
+        .unwrap_or_else(|| "2.11.0 (tch 0.24's check)".into());
+    println!(
+        "cargo:rustc-env=FASHION_TCH_LIBTORCH_VERSION={}",
+        version.trim()
+    );
+    let Some(lib) = lib else {
+        return; // torch-sys itself explains how to point it at libtorch
+    };
+    // Rebuild when the set-up script swaps the CPU layout for the CUDA one or back.
+    println!("cargo:rerun-if-changed={}", lib.display());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-L{}", lib.display());
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}

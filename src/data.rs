@@ -1,0 +1,557 @@
+//! Fashion-MNIST: finding, downloading and checking its four IDX files, parsing them, and
+//! holding the result as tensors on the training device.
+//!
+//! The files are read whole (the largest is 47 MB decompressed), checked against the
+//! SHA-256 of their decompressed bytes, then parsed with every header field checked before
+//! any tensor is built.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context, Result};
+use sha2::{Digest, Sha256};
+use tch::{Device, Kind, Tensor};
+
+/// The ten classes, in label order.
+pub const CLASS_NAMES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Side of the square images.
+pub const SIDE: usize = 28;
+const IMAGE_MAGIC: u32 = 2051;
+const LABEL_MAGIC: u32 = 2049;
+/// No IDX file of the dataset decompresses to more than this (the training images are
+/// 47,040,016 bytes); it bounds what a corrupt or hostile gzip stream can make us allocate.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Where the official files live; `FASHION_MNIST_URL` replaces it (a mirror, or a test).
+pub const OFFICIAL_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com";
+
+/// One of the four files: its name without `.gz`, and the SHA-256 of its decompressed bytes
+/// (the same for upstream's files and Debian's recompressed ones).
+struct IdxFile {
+    stem: &'static str,
+    sha256: &'static str,
+}
+
+const TRAIN_IMAGES: IdxFile = IdxFile {
+    stem: "train-images-idx3-ubyte",
+    sha256: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+};
+const TRAIN_LABELS: IdxFile = IdxFile {
+    stem: "train-labels-idx1-ubyte",
+    sha256: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+};
+const TEST_IMAGES: IdxFile = IdxFile {
+    stem: "t10k-images-idx3-ubyte",
+    sha256: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+};
+const TEST_LABELS: IdxFile = IdxFile {
+    stem: "t10k-labels-idx1-ubyte",
+    sha256: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+};
+const FILES: [IdxFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
+
+/// Images as `[n, 1, 28, 28]` floats in [0, 1] and labels as `[n]` int64, on one device.
+pub struct Split {
+    pub images: Tensor,
+    pub labels: Tensor,
+}
+
+impl Split {
+    /// Number of examples.
+    pub fn len(&self) -> i64 {
+        self.labels.size()[0]
+    }
+
+    /// True when the split holds no example.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same split on another device.
+    pub fn to_device(&self, device: Device) -> Split {
+        Split {
+            images: self.images.to_device(device),
+            labels: self.labels.to_device(device),
+        }
+    }
+}
+
+/// The training and test splits.
+pub struct Dataset {
+    pub train: Split,
+    pub test: Split,
+    /// The folder the files were read from.
+    pub dir: PathBuf,
+}
+
+/// The folders searched, in order, when no `--data-dir` is given.
+pub fn default_dirs() -> Vec<PathBuf> {
+    vec![
+        PathBuf::from("data/fashion-mnist"),
+        PathBuf::from("/usr/share/datasets/fashion-mnist"),
+    ]
+}
+
+/// Finds the dataset and loads it onto `device`.
+///
+/// With `dir` given (`--data-dir` or `FASHION_MNIST_DIR`), only that folder is used.
+/// Otherwise the default folders are searched and, when none has the files, they are
+/// downloaded into `data/fashion-mnist`.
+pub fn load(dir: Option<&Path>, device: Device) -> Result<Dataset> {
+    let dir = match dir {
+        Some(dir) => {
+            if let Some(missing) = missing_files(dir).first() {
+                bail!(
+                    "{} has no {missing}(.gz); the folder needs the four Fashion-MNIST files {}.\n{}",
+                    dir.display(),
+                    stems(),
+                    HOW_TO_GET
+                );
+            }
+            dir.to_path_buf()
+        }
+        None => match default_dirs().into_iter().find(|d| has_dataset(d)) {
+            Some(dir) => dir,
+            None => {
+                let target = PathBuf::from("data/fashion-mnist");
+                let url = std::env::var("FASHION_MNIST_URL").unwrap_or(OFFICIAL_URL.into());
+                download(&url, &target).with_context(|| {
+                    format!(
+                        "Fashion-MNIST is in none of {} and the download failed.\n{}",
+                        default_dirs()
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        HOW_TO_GET
+                    )
+                })?;
+                target
+            }
+        },
+    };
+    load_dir(&dir, device)
+}
+
+const HOW_TO_GET: &str = "Ways to get it: (1) apt-get install dataset-fashion-mnist (Debian, \
+into /usr/share/datasets/fashion-mnist; scripts/setup_libtorch.sh does this as root); \
+(2) put the four files in a folder and pass --data-dir DIR or set FASHION_MNIST_DIR; \
+(3) run without --data-dir while online and they are downloaded from \
+http://fashion-mnist.s3-website.eu-central-1.amazonaws.com into data/fashion-mnist.";
+
+fn stems() -> String {
+    FILES.iter().map(|f| f.stem).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether `dir` holds all four files (raw or gzipped).
+pub fn has_dataset(dir: &Path) -> bool {
+    missing_files(dir).is_empty()
+}
+
+/// The files of the dataset that `dir` lacks (neither raw nor gzipped).
+fn missing_files(dir: &Path) -> Vec<&'static str> {
+    FILES
+        .iter()
+        .filter(|f| find_file(dir, f.stem).is_none())
+        .map(|f| f.stem)
+        .collect()
+}
+
+/// `dir/stem.gz` or `dir/stem`, whichever exists (gzipped first).
+fn find_file(dir: &Path, stem: &str) -> Option<PathBuf> {
+    [dir.join(format!("{stem}.gz")), dir.join(stem)]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// Loads the four files from `dir` onto `device`.
+///
+/// Files with the official counts (60,000 training and 10,000 test examples) must be the
+/// real Fashion-MNIST: the SHA-256 of their decompressed bytes is checked. Other counts
+/// (a subset, synthetic data in tests, one's own IDX files) get the structure checks only.
+pub fn load_dir(dir: &Path, device: Device) -> Result<Dataset> {
+    Ok(Dataset {
+        train: load_split(dir, &TRAIN_IMAGES, &TRAIN_LABELS, 60_000, device)?,
+        test: load_split(dir, &TEST_IMAGES, &TEST_LABELS, 10_000, device)?,
+        dir: dir.to_path_buf(),
+    })
+}
+
+fn load_split(
+    dir: &Path,
+    images: &IdxFile,
+    labels: &IdxFile,
+    official_count: usize,
+    device: Device,
+) -> Result<Split> {
+    let (image_path, image_bytes) = read_checked(dir, images, official_count * SIDE * SIDE + 16)?;
+    let (label_path, label_bytes) = read_checked(dir, labels, official_count + 8)?;
+    let pixels = parse_images(&image_bytes).with_context(|| image_path.display().to_string())?;
+    let labels = parse_labels(&label_bytes).with_context(|| label_path.display().to_string())?;
+    let n = labels.len();
+    ensure!(
+        pixels.len() == n * SIDE * SIDE,
+        "{} holds {} images but {} holds {n} labels; they must be the same count",
+        image_path.display(),
+        pixels.len() / (SIDE * SIDE),
+        label_path.display()
+    );
+    Ok(split_tensors(pixels, labels, device))
+}
+
+/// Reads one of the four files; when it has the official length, its SHA-256 must match.
+fn read_checked(dir: &Path, file: &IdxFile, official_len: usize) -> Result<(PathBuf, Vec<u8>)> {
+    let path = find_file(dir, file.stem)
+        .with_context(|| format!("{} has no {}(.gz).\n{HOW_TO_GET}", dir.display(), file.stem))?;
+    let bytes = read_file(&path)?;
+    if bytes.len() == official_len {
+        let got = hex(&Sha256::digest(&bytes));
+        ensure!(
+            got == file.sha256,
+            "{} is corrupt: its content has SHA-256 {got}, but Fashion-MNIST's {} has {}. \
+             Delete it and get the dataset again.",
+            path.display(),
+            file.stem,
+            file.sha256
+        );
+    }
+    Ok((path, bytes))
+}
+
+/// Builds a split from raw pixels (row-major 28×28 bytes per image) and labels.
+pub fn split_tensors(pixels: &[u8], labels: &[u8], device: Device) -> Split {
+    let n = labels.len() as i64;
+    let side = SIDE as i64;
+    // [n, 1, 28, 28], scaled to [0, 1] as in the lesson
+    let images = Tensor::from_slice(pixels)
+        .view([n, 1, side, side])
+        .to_device(device)
+        .to_kind(Kind::Float)
+        / 255.0;
+    let labels = Tensor::from_slice(labels)
+        .to_kind(Kind::Int64)
+        .to_device(device);
+    Split { images, labels }
+}
+
+/// Reads a whole IDX file, gunzipping it when its name ends in `.gz`.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let gz = path.extension().is_some_and(|e| e == "gz");
+    let result = if gz {
+        read_limited(flate2::read::GzDecoder::new(io::BufReader::new(file)))
+    } else {
+        read_limited(file)
+    };
+    result.with_context(|| format!("{} is corrupt", path.display()))
+}
+
+/// Reads everything from `reader`, refusing more than any dataset file holds.
+pub fn read_limited(reader: impl Read) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .context("reading failed (a truncated or damaged file?)")?;
+    ensure!(
+        bytes.len() as u64 <= MAX_FILE_BYTES,
+        "it holds more than {MAX_FILE_BYTES} bytes, more than any Fashion-MNIST file"
+    );
+    Ok(bytes)
+}
+
+fn be_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Parses an IDX image file (magic 2051, n × 28 × 28 bytes) and returns its pixels.
+/// The length is checked against the header before anything else is done with it.
+pub fn parse_images(bytes: &[u8]) -> Result<&[u8]> {
+    ensure!(
+        bytes.len() >= 16,
+        "is corrupt: {} bytes is shorter than an IDX image header (16 bytes)",
+        bytes.len()
+    );
+    let magic = be_u32(bytes, 0);
+    ensure!(
+        magic == IMAGE_MAGIC,
+        "is not an IDX image file: magic number {magic}, expected {IMAGE_MAGIC}"
+    );
+    let (n, rows, cols) = (be_u32(bytes, 4), be_u32(bytes, 8), be_u32(bytes, 12));
+    ensure!(
+        rows as usize == SIDE && cols as usize == SIDE,
+        "holds {rows}×{cols} images; Fashion-MNIST images are {SIDE}×{SIDE}"
+    );
+    let expected = 16 + n as u64 * (SIDE * SIDE) as u64;
+    ensure!(
+        bytes.len() as u64 == expected,
+        "is corrupt: its header promises {n} images ({expected} bytes) but it has {} bytes",
+        bytes.len()
+    );
+    Ok(&bytes[16..])
+}
+
+/// Parses an IDX label file (magic 2049, n bytes, each below 10) and returns its labels.
+pub fn parse_labels(bytes: &[u8]) -> Result<&[u8]> {
+    ensure!(
+        bytes.len() >= 8,
+        "is corrupt: {} bytes is shorter than an IDX label header (8 bytes)",
+        bytes.len()
+    );
+    let magic = be_u32(bytes, 0);
+    ensure!(
+        magic == LABEL_MAGIC,
+        "is not an IDX label file: magic number {magic}, expected {LABEL_MAGIC}"
+    );
+    let n = be_u32(bytes, 4);
+    let expected = 8 + n as u64;
+    ensure!(
+        bytes.len() as u64 == expected,
+        "is corrupt: its header promises {n} labels ({expected} bytes) but it has {} bytes",
+        bytes.len()
+    );
+    let labels = &bytes[8..];
+    if let Some(i) = labels.iter().position(|&l| l as usize >= CLASS_NAMES.len()) {
+        bail!(
+            "label {i} is {}; Fashion-MNIST labels are 0 to 9",
+            labels[i]
+        );
+    }
+    Ok(labels)
+}
+
+/// Encodes an IDX image file; the inverse of [`parse_images`] (tests and tools write
+/// synthetic datasets with it).
+pub fn encode_images(pixels: &[u8]) -> Vec<u8> {
+    let n = (pixels.len() / (SIDE * SIDE)) as u32;
+    let mut out = Vec::with_capacity(16 + pixels.len());
+    for v in [IMAGE_MAGIC, n, SIDE as u32, SIDE as u32] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(pixels);
+    out
+}
+
+/// Encodes an IDX label file; the inverse of [`parse_labels`].
+pub fn encode_labels(labels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + labels.len());
+    for v in [LABEL_MAGIC, labels.len() as u32] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(labels);
+    out
+}
+
+/// Writes a dataset in the IDX layout (raw, not gzipped) into `dir`: train and test
+/// pixels (28×28 bytes per image) and labels.
+pub fn write_idx_dir(dir: &Path, train: (&[u8], &[u8]), test: (&[u8], &[u8])) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = [
+        (TRAIN_IMAGES.stem, encode_images(train.0)),
+        (TRAIN_LABELS.stem, encode_labels(train.1)),
+        (TEST_IMAGES.stem, encode_images(test.0)),
+        (TEST_LABELS.stem, encode_labels(test.1)),
+    ];
+    for (stem, bytes) in files {
+        let path = dir.join(stem);
+        fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Downloads the four gzipped files from `base_url` into `dir`, each checked against its
+/// SHA-256 before it takes its final name (it is written to `NAME.part` first).
+pub fn download(base_url: &str, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(15))
+        .timeout_read(Duration::from_secs(30))
+        .build();
+    for file in &FILES {
+        let name = format!("{}.gz", file.stem);
+        let path = dir.join(&name);
+        if path.is_file() {
+            continue;
+        }
+        let url = format!("{}/{name}", base_url.trim_end_matches('/'));
+        let part = dir.join(format!("{name}.part"));
+        let result = fetch(&agent, &url, &part).and_then(|()| {
+            let bytes = read_file_as_gz(&part)?;
+            let got = hex(&Sha256::digest(&bytes));
+            ensure!(
+                got == file.sha256,
+                "the content has SHA-256 {got}, expected {}",
+                file.sha256
+            );
+            Ok(())
+        });
+        if let Err(err) = result {
+            let _ = fs::remove_file(&part);
+            return Err(err.context(format!(
+                "downloading {url} into {} failed (the partial file was deleted; rerun to try again)",
+                path.display()
+            )));
+        }
+        fs::rename(&part, &path)
+            .with_context(|| format!("renaming {} to {}", part.display(), path.display()))?;
+    }
+    Ok(())
+}
+
+fn read_file_as_gz(path: &Path) -> Result<Vec<u8>> {
+    let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    read_limited(flate2::read::GzDecoder::new(io::BufReader::new(file)))
+        .context("the download is not a valid gzip file")
+}
+
+fn fetch(agent: &ureq::Agent, url: &str, part: &Path) -> Result<()> {
+    let response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, r) => {
+            anyhow::anyhow!("the server answered {code} {}", r.status_text())
+        }
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    let len = response
+        .header("Content-Length")
+        .and_then(|v| v.parse::<u64>().ok());
+    let bar = crate::progress::bytes_bar(len, url);
+    let mut out = fs::File::create(part).with_context(|| format!("creating {}", part.display()))?;
+    let mut reader = bar.wrap_read(response.into_reader().take(MAX_FILE_BYTES));
+    let copied = io::copy(&mut reader, &mut out).context("the connection failed or timed out")?;
+    bar.finish_and_clear();
+    if let Some(len) = len {
+        ensure!(
+            copied == len,
+            "the server sent {copied} of {len} bytes (cut off)"
+        );
+    }
+    out.flush()?;
+    out.sync_all()
+        .with_context(|| format!("writing {}", part.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn images(n: u32) -> Vec<u8> {
+        encode_images(&vec![7u8; n as usize * SIDE * SIDE])
+    }
+
+    #[test]
+    fn good_files_parse() {
+        let bytes = images(3);
+        assert_eq!(parse_images(&bytes).unwrap().len(), 3 * 784);
+        let labels = encode_labels(&[0, 9, 4]);
+        assert_eq!(parse_labels(&labels).unwrap(), &[0, 9, 4]);
+    }
+
+    #[test]
+    fn bad_magic_is_named() {
+        let mut bytes = images(1);
+        bytes[3] = 1; // 2049 → a label magic in an image file
+        let err = parse_images(&bytes).unwrap_err().to_string();
+        assert!(err.contains("magic number 2049"), "{err}");
+        let err = parse_labels(&images(1)).unwrap_err().to_string();
+        assert!(err.contains("magic number 2051"), "{err}");
+    }
+
+    #[test]
+    fn truncated_files_are_corrupt() {
+        let bytes = images(2);
+        let err = parse_images(&bytes[..bytes.len() - 1])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("corrupt") && err.contains("2 images"), "{err}");
+        let err = parse_images(&bytes[..10]).unwrap_err().to_string();
+        assert!(err.contains("shorter than an IDX image header"), "{err}");
+        let labels = encode_labels(&[1, 2, 3]);
+        let err = parse_labels(&labels[..9]).unwrap_err().to_string();
+        assert!(err.contains("3 labels"), "{err}");
+    }
+
+    #[test]
+    fn a_header_claiming_four_billion_images_is_refused_without_allocating() {
+        let mut bytes = images(1);
+        bytes[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        let err = parse_images(&bytes).unwrap_err().to_string();
+        assert!(err.contains("4294967295 images"), "{err}");
+    }
+
+    #[test]
+    fn wrong_dimensions_are_named() {
+        let mut bytes = images(1);
+        bytes[8..12].copy_from_slice(&32u32.to_be_bytes());
+        let err = parse_images(&bytes).unwrap_err().to_string();
+        assert!(err.contains("32×28"), "{err}");
+    }
+
+    #[test]
+    fn labels_of_ten_or_more_are_refused() {
+        let err = parse_labels(&encode_labels(&[3, 10]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("label 1 is 10"), "{err}");
+    }
+
+    #[test]
+    fn count_mismatch_names_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let px = vec![0u8; 3 * 784];
+        write_idx_dir(dir.path(), (&px, &[1, 2]), (&px, &[1, 2, 3])).unwrap();
+        let err = load_dir(dir.path(), Device::Cpu).err().unwrap().to_string();
+        assert!(
+            err.contains("3 images") && err.contains("2 labels") && err.contains("train-labels"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn synthetic_files_load_as_scaled_tensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut px = vec![0u8; 2 * 784];
+        px[0] = 255;
+        write_idx_dir(dir.path(), (&px, &[5, 6]), (&px[..784], &[7])).unwrap();
+        let data = load_dir(dir.path(), Device::Cpu).unwrap();
+        assert_eq!(data.train.images.size(), [2, 1, 28, 28]);
+        assert_eq!(data.test.len(), 1);
+        assert_eq!(data.train.images.double_value(&[0, 0, 0, 0]), 1.0);
+        assert_eq!(data.train.labels.int64_value(&[1]), 6);
+    }
+
+    #[test]
+    fn a_file_of_official_size_with_other_content_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(TRAIN_LABELS.stem),
+            encode_labels(&[3; 60_000]),
+        )
+        .unwrap();
+        let err = read_checked(dir.path(), &TRAIN_LABELS, 60_008)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train-labels-idx1-ubyte is corrupt") && err.contains("SHA-256"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! `--device` and `--threads`: what the user asked for, checked against what libtorch can
+//! do here, before any work starts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use tch::{Cuda, Device};
+
+/// The `--device` value: `auto`, `cpu`, `cuda` or `cuda:N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// CUDA (GPU 0) when libtorch can use it, else the CPU.
+    Auto,
+    Cpu,
+    /// A CUDA GPU by index.
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| format!("'{s}' is not a device: use auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Auto => write!(f, "auto"),
+            DeviceChoice::Cpu => write!(f, "cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// The libtorch device, or an error that says how to get CUDA when it was asked for
+    /// and is not there. Never falls back to the CPU silently.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cuda(n) => {
+                if !Cuda::is_available() {
+                    bail!(
+                        "--device {self}: CUDA is not available to this build. Either this \
+                         machine has no usable NVIDIA GPU and driver (check `nvidia-smi`), or \
+                         the binary was built against the CPU-only libtorch: run \
+                         `scripts/setup_libtorch.sh --device cuda`, then build again \
+                         (cargo rebuilds by itself). Use --device cpu to train on the CPU."
+                    );
+                }
+                let count = Cuda::device_count() as usize;
+                if n >= count {
+                    bail!(
+                        "--device {self}: this machine has {count} CUDA device(s), numbered 0 to {}",
+                        count - 1
+                    );
+                }
+                Ok(Device::Cuda(n))
+            }
+        }
+    }
+}
+
+/// A device as people write it: `cpu` or `cuda:N`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// Applies `--threads` (libtorch's intra-op threads) when given; libtorch's default is
+/// one thread per physical core. On CUDA, turns on cuDNN's autotuner: the lesson's
+/// shapes never change, so the first batches pay for a faster kernel choice.
+pub fn configure(device: Device, threads: Option<usize>) {
+    if let Some(n) = threads {
+        tch::set_num_threads(n as i32);
+    }
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!("auto".parse(), Ok(DeviceChoice::Auto));
+        assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
+        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
+        assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
+        for bad in ["gpu", "cuda:", "cuda:x", "CPU", ""] {
+            let err = bad.parse::<DeviceChoice>().unwrap_err();
+            assert!(err.contains("auto, cpu, cuda or cuda:N"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn cuda_without_cuda_is_a_clear_error() {
+        if Cuda::is_available() {
+            return; // this machine has a GPU; the error path cannot be reached here
+        }
+        let err = DeviceChoice::Cuda(0).resolve().unwrap_err().to_string();
+        assert!(err.contains("setup_libtorch.sh --device cuda"), "{err}");
+        assert_eq!(DeviceChoice::Auto.resolve().unwrap(), Device::Cpu);
+    }
+}

@@ -1,0 +1,21 @@
+//! fashion-tch: the Keras Fashion-MNIST lesson's dense network and CNN, trained from Rust
+//! with tch (libtorch), on the CPU or CUDA.
+//!
+//! Where things live:
+//! - [`data`]: finding, downloading, checking and parsing the four IDX files;
+//! - [`models`]: the model specs and how each builds its network;
+//! - [`train`]: the training loop;
+//! - [`eval`]: scoring a network on a split;
+//! - [`device`]: `--device` and `--threads`;
+//! - [`cli`]: the argument groups every binary flattens in, and how a binary ends;
+//! - [`run_dir`]: a run folder's `config.json`, `metrics.csv` and `model.safetensors`;
+//! - [`progress`]: progress bars.
+
+pub mod cli;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod models;
+pub mod progress;
+pub mod run_dir;
+pub mod train;

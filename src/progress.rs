@@ -1,0 +1,43 @@
+//! Progress display: indicatif bars on a terminal, nothing when output goes to a file or
+//! `--quiet` is given (the per-epoch summary lines are printed either way).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Whether bars should be drawn: stdout is a terminal and the user did not ask for quiet.
+pub fn interactive(quiet: bool) -> bool {
+    !quiet && std::io::stdout().is_terminal()
+}
+
+/// A bar over one epoch's batches; hidden unless `visible`.
+pub fn epoch_bar(batches: u64, prefix: String, visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(batches), ProgressDrawTarget::stdout());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30.cyan/blue}] {pos}/{len} batches  {msg}  ETA {eta}",
+        )
+        .expect("the template is ours and valid")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+/// A byte-counting bar for a download, on stderr; hidden when stderr is not a terminal.
+pub fn bytes_bar(len: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("the template is ours and valid")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("downloading {what}"));
+    bar
+}

@@ -1,0 +1,193 @@
+//! The training loop, written once for every model: Adam on softmax cross-entropy, the
+//! training set reshuffled every epoch, a test-set score and a saved run after each epoch.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::{self, Split};
+use crate::device::{self, DeviceChoice};
+use crate::eval;
+use crate::models::{self, ModelSpec};
+use crate::progress;
+use crate::run_dir::{EpochMetrics, RunConfig, RunDir};
+
+/// Everything a training run needs; the binaries fill it from their flags.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    pub model: ModelSpec,
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    pub threads: Option<usize>,
+    /// `None`: search the default places, downloading when needed.
+    pub data_dir: Option<PathBuf>,
+    /// `None`: `runs/<model>-<timestamp>`.
+    pub out: Option<PathBuf>,
+    /// No progress bars, even on a terminal.
+    pub quiet: bool,
+}
+
+/// What a finished run leaves: its folder and a row per epoch.
+pub struct TrainReport {
+    pub run_dir: PathBuf,
+    pub epochs: Vec<EpochMetrics>,
+}
+
+impl TrainReport {
+    /// The last epoch's figures.
+    pub fn last(&self) -> &EpochMetrics {
+        self.epochs
+            .last()
+            .expect("a run trains at least one epoch (clap refuses --epochs 0)")
+    }
+}
+
+/// Trains `opts.model` on Fashion-MNIST and keeps the run in its folder.
+pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
+    let device = opts.device.resolve()?;
+    device::configure(device, opts.threads);
+    let data = data::load(opts.data_dir.as_deref(), device)?;
+    tch::manual_seed(opts.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let net = opts.model.build(&vs.root());
+    let config = RunConfig {
+        model: opts.model.clone(),
+        epochs: opts.epochs,
+        batch_size: opts.batch_size,
+        learning_rate: opts.learning_rate,
+        seed: opts.seed,
+        device: device::device_name(device),
+        threads: tch::get_num_threads() as usize,
+        trainable_parameters: models::parameter_count(&vs),
+        data_dir: data.dir.clone(),
+        libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
+        fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+        started: chrono::Local::now().to_rfc3339(),
+    };
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| RunDir::default_path(&opts.model));
+    let mut run = RunDir::create(&out, &config)?;
+    let mut opt = nn::Adam::default().build(&vs, opts.learning_rate)?;
+    println!(
+        "training {} ({} parameters) on {} for {} epochs, {} training and {} test images from {}",
+        opts.model.name(),
+        config.trainable_parameters,
+        config.device,
+        opts.epochs,
+        data.train.len(),
+        data.test.len(),
+        data.dir.display()
+    );
+
+    let mut epochs = Vec::new();
+    for epoch in 1..=opts.epochs {
+        let started = Instant::now();
+        let prefix = format!("epoch {epoch:>2}/{}", opts.epochs);
+        let (train_loss, train_accuracy) =
+            train_epoch(&net, &mut opt, &data.train, opts, &prefix, device)
+                .map_err(|e| e.context(format!("epoch {epoch}")))?;
+        let test = eval::score(&net, &data.test);
+        let m = EpochMetrics {
+            epoch,
+            train_loss,
+            train_accuracy,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        println!(
+            "{prefix}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} s",
+            m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
+        );
+        run.append_metrics(&m)?;
+        run.save_weights(&vs)?;
+        epochs.push(m);
+    }
+    Ok(TrainReport {
+        run_dir: run.path,
+        epochs,
+    })
+}
+
+/// One pass over the shuffled training set; returns the mean loss and the accuracy seen
+/// along the way (as Keras reports them).
+fn train_epoch(
+    net: &impl ModuleT,
+    opt: &mut nn::Optimizer,
+    train: &Split,
+    opts: &TrainOptions,
+    prefix: &str,
+    device: Device,
+) -> Result<(f64, f64)> {
+    let n = train.len();
+    let batch = opts.batch_size as i64;
+    let batches = (n + batch - 1) / batch;
+    let bar = progress::epoch_bar(
+        batches as u64,
+        prefix.to_string(),
+        progress::interactive(opts.quiet),
+    );
+    let started = Instant::now();
+    // Running sums stay on the device; the host reads them only when the bar is redrawn
+    // and at the end, so the GPU never waits for us.
+    let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+    let mut correct = Tensor::zeros([], (Kind::Int64, device));
+    let order = Tensor::randperm(n, (Kind::Int64, device));
+    let mut seen = 0;
+    for (step, idx) in order.split(batch, 0).iter().enumerate() {
+        let xs = train.images.index_select(0, idx); // [b, 1, 28, 28]
+        let ys = train.labels.index_select(0, idx); // [b]
+        let logits = net.forward_t(&xs, true); // [b, 10]
+        let loss = logits.cross_entropy_for_logits(&ys);
+        opt.backward_step(&loss);
+        let b = ys.size()[0];
+        seen += b;
+        tch::no_grad(|| {
+            loss_sum += loss.to_kind(Kind::Double) * b;
+            correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
+        });
+        let last = step as i64 + 1 == batches;
+        if !bar.is_hidden() && (step % 25 == 0 || last) {
+            let (mean_loss, accuracy) = read_means(&loss_sum, &correct, seen);
+            check_finite(mean_loss, step, opts)?;
+            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_position(step as u64 + 1);
+            bar.set_message(format!(
+                "{rate:>6.0} img/s  loss {mean_loss:.4}  acc {accuracy:.4}"
+            ));
+        }
+    }
+    bar.finish_and_clear();
+    let (mean_loss, accuracy) = read_means(&loss_sum, &correct, seen);
+    check_finite(mean_loss, batches as usize - 1, opts)?;
+    Ok((mean_loss, accuracy))
+}
+
+fn read_means(loss_sum: &Tensor, correct: &Tensor, seen: i64) -> (f64, f64) {
+    let seen = seen.max(1) as f64;
+    (
+        loss_sum.double_value(&[]) / seen,
+        correct.int64_value(&[]) as f64 / seen,
+    )
+}
+
+fn check_finite(mean_loss: f64, step: usize, opts: &TrainOptions) -> Result<()> {
+    if !mean_loss.is_finite() {
+        bail!(
+            "the loss became {mean_loss} by batch {} (learning rate {}); training diverged. \
+             Try a lower --lr (the lesson's is 0.001). The weights of the last finished epoch \
+             are in the run folder.",
+            step + 1,
+            opts.learning_rate
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The trainers, run as a user runs them, on a small synthetic dataset.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{run_bin, stderr, write_synthetic};
+use fashion_tch::{data, eval, run_dir};
+use tch::{nn, Device};
+
+const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
+const CNN: &str = env!("CARGO_BIN_EXE_train_cnn");
+
+/// Trains with `bin` on synthetic data and checks what a user would: it exits 0, the loss
+/// falls, accuracy is far above chance, the run folder holds its three files, and the saved
+/// weights load back and score what the trainer reported.
+fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    write_synthetic(&data_dir);
+    let out = tmp.path().join("run");
+    let mut args = vec![
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+    ];
+    args.extend_from_slice(extra);
+    let result = run_bin(bin, &args);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert_eq!(stdout.matches("epoch ").count(), 3, "{stdout}");
+    assert!(stdout.contains("test accuracy"), "{stdout}");
+
+    for file in ["config.json", "metrics.csv", "model.safetensors"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let metrics = run_dir::read_metrics(&out).unwrap();
+    assert_eq!(metrics.len(), 3);
+    assert!(metrics[2].train_loss < metrics[0].train_loss, "{metrics:?}");
+    assert!(metrics[2].test_accuracy > 0.6, "{metrics:?}");
+
+    let config = run_dir::read_config(&out).unwrap();
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let net = config.model.build(&vs.root());
+    run_dir::load_weights(&out, &mut vs).unwrap();
+    let data = data::load_dir(&data_dir, Device::Cpu).unwrap();
+    let score = eval::score(&net, &data.test);
+    assert!(
+        (score.accuracy - metrics[2].test_accuracy).abs() < 1e-6,
+        "{score:?} vs {:?}",
+        metrics[2]
+    );
+}
+
+#[test]
+fn train_dense_learns_and_keeps_its_run() {
+    trains_and_keeps_the_run(DENSE, &["--hidden", "32"]);
+}
+
+#[test]
+fn train_cnn_learns_and_keeps_its_run() {
+    trains_and_keeps_the_run(CNN, &["--filters", "4,8", "--hidden", "16"]);
+}
+
+fn metrics_without_times(run: &Path) -> Vec<(f64, f64, f64, f64)> {
+    run_dir::read_metrics(run)
+        .unwrap()
+        .iter()
+        .map(|m| (m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy))
+        .collect()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers_on_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    write_synthetic(&data_dir);
+    let run = |name: &str, seed: &str| {
+        let out = tmp.path().join(name);
+        let result = run_bin(
+            DENSE,
+            &[
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--epochs",
+                "2",
+                "--seed",
+                seed,
+                "--threads",
+                "2",
+                "--device",
+                "cpu",
+            ],
+        );
+        assert!(result.status.success(), "{}", stderr(&result));
+        metrics_without_times(&out)
+    };
+    let a = run("a", "7");
+    assert_eq!(a, run("b", "7"));
+    assert_ne!(a, run("c", "8"));
+}
+
+#[test]
+fn out_of_range_flags_exit_2_with_one_message() {
+    for args in [
+        &["--epochs", "0"][..],
+        &["--batch-size", "0"],
+        &["--lr", "0"],
+        &["--device", "tpu"],
+        &["--no-such-flag"],
+    ] {
+        let result = run_bin(DENSE, args);
+        assert_eq!(
+            result.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&result)
+        );
+        assert!(
+            stderr(&result).starts_with("error:"),
+            "{args:?}: {}",
+            stderr(&result)
+        );
+    }
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let result = run_bin(CNN, &["--help"]);
+    let help = String::from_utf8_lossy(&result.stdout);
+    for flag in [
+        "--device",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--threads",
+        "--data-dir",
+        "--out",
+        "--quiet",
+        "--filters",
+        "--hidden",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+}
+
+#[test]
+fn cuda_on_a_machine_without_it_is_a_clear_error_before_any_work() {
+    if tch::Cuda::is_available() {
+        eprintln!("skipped: this machine has CUDA, so --device cuda is not an error here");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let result = run_bin(
+        CNN,
+        &[
+            "--device",
+            "cuda",
+            "--data-dir",
+            "/nonexistent",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(result.status.code(), Some(1));
+    let err = stderr(&result);
+    assert!(
+        err.contains("--device cuda:0: CUDA is not available"),
+        "{err}"
+    );
+    assert!(err.contains("setup_libtorch.sh --device cuda"), "{err}");
+    assert!(
+        !out.exists(),
+        "a run folder was made before the device check"
+    );
+}
+
+#[test]
+fn a_missing_data_folder_is_named_with_the_ways_to_get_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let result = run_bin(
+        DENSE,
+        &["--data-dir", empty.to_str().unwrap(), "--device", "cpu"],
+    );
+    assert_eq!(result.status.code(), Some(1));
+    let err = stderr(&result);
+    assert!(err.contains(empty.to_str().unwrap()), "{err}");
+    assert!(err.contains("train-images-idx3-ubyte"), "{err}");
+    assert!(
+        err.contains("apt-get install dataset-fashion-mnist"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
