@@ -10,12 +10,12 @@ use fashion_tch::{cli, models::ModelSpec};
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// Filters of the two convolutions, as FIRST,SECOND
-    #[arg(long, default_value = "32,64", value_parser = cli::parse_filters)]
-    filters: [i64; 2],
-    /// Units in the hidden dense layer
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..))]
-    hidden: i64,
+    /// Filters of the two convolutions, as FIRST,SECOND [default: 32,64]
+    #[arg(long, value_parser = cli::parse_filters)]
+    filters: Option<[i64; 2]>,
+    /// Units in the hidden dense layer [default: 128]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    hidden: Option<i64>,
     #[command(flatten)]
     common: cli::CommonArgs,
 }
@@ -23,8 +23,13 @@ struct Cli {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let model = ModelSpec::Cnn {
-        filters: args.filters,
-        hidden: args.hidden,
+        filters: args.filters.unwrap_or([32, 64]),
+        hidden: args.hidden.unwrap_or(128),
     };
-    cli::train_and_report(&args.common, model, 10)
+    cli::train_and_report(
+        &args.common,
+        model,
+        args.filters.is_some() || args.hidden.is_some(),
+        10,
+    )
 }

@@ -8,9 +8,9 @@ use fashion_tch::{cli, models::ModelSpec};
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// Units in the hidden layer
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(i64).range(1..))]
-    hidden: i64,
+    /// Units in the hidden layer [default: 128]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    hidden: Option<i64>,
     #[command(flatten)]
     common: cli::CommonArgs,
 }
@@ -18,7 +18,7 @@ struct Cli {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let model = ModelSpec::Dense {
-        hidden: args.hidden,
+        hidden: args.hidden.unwrap_or(128),
     };
-    cli::train_and_report(&args.common, model, 5)
+    cli::train_and_report(&args.common, model, args.hidden.is_some(), 5)
 }

@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use crate::device::DeviceChoice;
 use crate::models::ModelSpec;
-use crate::train::TrainOptions;
+use crate::run_dir;
+use crate::train::{Interrupted, TrainOptions};
 
 /// How to train.
 #[derive(Args, Debug, Clone)]
@@ -17,13 +19,13 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
 
-    /// Images per optimisation step
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
+    /// Images per optimisation step [default: 32]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
 
-    /// Adam's learning rate (must be above 0)
-    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
-    pub lr: f64,
+    /// Adam's learning rate, above 0 [default: 0.001]
+    #[arg(long, value_parser = positive_f64)]
+    pub lr: Option<f64>,
 
     /// Seed for the initial weights and the shuffling; on the CPU, the same seed and
     /// threads give the same numbers
@@ -34,6 +36,13 @@ pub struct TrainArgs {
     /// [default: runs/<model>-<timestamp>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Continue the run in DIR from its weights and epoch count, appending to its
+    /// metrics.csv; --epochs is then the number of further epochs (without it, an
+    /// interrupted run finishes its planned epochs). The model, batch size and learning
+    /// rate are the run's own. Adam's moment estimates start afresh (tch cannot save them)
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
 
     /// No progress bars: one line per epoch only (also the case when stdout is not a terminal)
     #[arg(long, short)]
@@ -63,6 +72,15 @@ pub struct DeviceArgs {
     pub threads: Option<u32>,
 }
 
+impl DeviceArgs {
+    /// The device asked for, checked, with the thread setting applied.
+    pub fn resolve(&self) -> Result<tch::Device> {
+        let device = self.device.resolve()?;
+        crate::device::configure(device, self.threads.map(|n| n as usize));
+        Ok(device)
+    }
+}
+
 /// The flags every trainer shares.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
@@ -75,20 +93,86 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// The library's options for training `model`, `default_epochs` unless --epochs.
-    pub fn train_options(&self, model: ModelSpec, default_epochs: u32) -> TrainOptions {
-        TrainOptions {
+    /// The library's options for training `model` (`model_flags`: whether the user gave
+    /// flags that shape it), `default_epochs` unless --epochs. With --resume, the run's
+    /// own config fills in what the flags leave open, and flags that contradict it are
+    /// refused.
+    pub fn train_options(
+        &self,
+        model: ModelSpec,
+        model_flags: bool,
+        default_epochs: u32,
+    ) -> Result<TrainOptions> {
+        let t = &self.train;
+        let mut options = TrainOptions {
             model,
-            epochs: self.train.epochs.unwrap_or(default_epochs),
-            batch_size: self.train.batch_size as usize,
-            learning_rate: self.train.lr,
-            seed: self.train.seed,
+            epochs: t.epochs.unwrap_or(default_epochs),
+            batch_size: t.batch_size.unwrap_or(32) as usize,
+            learning_rate: t.lr.unwrap_or(1e-3),
+            seed: t.seed,
             device: self.device.device,
             threads: self.device.threads.map(|n| n as usize),
             data_dir: self.data.data_dir.clone(),
-            out: self.train.out.clone(),
-            quiet: self.train.quiet,
+            out: t.out.clone(),
+            resume: false,
+            quiet: t.quiet,
+        };
+        let Some(run) = &t.resume else {
+            return Ok(options);
+        };
+        let config = run_dir::read_config(run)?;
+        let done = run_dir::read_metrics(run)?.len() as u32;
+        let refuse = |what: &str, ours: String, theirs: String| {
+            anyhow!(
+                "--resume {}: the run was trained with {what} {theirs}, not {ours}; a resumed \
+                 run keeps its config (drop the flag, or start a new run)",
+                run.display()
+            )
+        };
+        if options.model.name() != config.model.name() {
+            bail!(
+                "--resume {}: that run trained a {} network; resume it with train_{}",
+                run.display(),
+                config.model.name(),
+                config.model.name()
+            );
         }
+        if model_flags && options.model != config.model {
+            return Err(refuse(
+                "the model",
+                format!("{:?}", options.model),
+                format!("{:?}", config.model),
+            ));
+        }
+        if let Some(b) = t.batch_size.filter(|&b| b as usize != config.batch_size) {
+            return Err(refuse(
+                "--batch-size",
+                b.to_string(),
+                config.batch_size.to_string(),
+            ));
+        }
+        if let Some(lr) = t.lr.filter(|&lr| lr != config.learning_rate) {
+            return Err(refuse(
+                "--lr",
+                lr.to_string(),
+                config.learning_rate.to_string(),
+            ));
+        }
+        options.epochs = match t.epochs {
+            Some(more) => done + more,
+            None if done < config.epochs => config.epochs,
+            None => bail!(
+                "--resume {}: the run has finished its {done} epochs; give --epochs N to train N more",
+                run.display()
+            ),
+        };
+        options.model = config.model;
+        options.batch_size = config.batch_size;
+        options.learning_rate = config.learning_rate;
+        options.seed = config.seed;
+        options.out = Some(run.clone());
+        options.resume = true;
+        Ok(options)
     }
 }
 
@@ -100,11 +184,16 @@ fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A trainer binary's body: train `model`, then print the final test accuracy and where
-/// the run is kept.
-pub fn train_and_report(common: &CommonArgs, model: ModelSpec, default_epochs: u32) -> ExitCode {
-    let options = common.train_options(model, default_epochs);
+/// A trainer binary's body: train `model` (`model_flags`: whether flags shaped it), then
+/// print the final test accuracy and where the run is kept.
+pub fn train_and_report(
+    common: &CommonArgs,
+    model: ModelSpec,
+    model_flags: bool,
+    default_epochs: u32,
+) -> ExitCode {
     run(|| {
+        let options = common.train_options(model, model_flags, default_epochs)?;
         let report = crate::train::train(&options)?;
         println!(
             "test accuracy {:.4}; run saved in {}",
@@ -126,13 +215,17 @@ pub fn parse_filters(s: &str) -> Result<[i64; 2], String> {
     }
 }
 
-/// Runs a binary's body: prints its error chain on one line and exits 1. libtorch reports
-/// its own failures (out of GPU memory, a driver fault) as Rust panics; they end the same
-/// way, with the message and no backtrace.
+/// Runs a binary's body: prints its error chain on one line and exits 1 (130 after
+/// Ctrl-C, as shells expect). libtorch reports its own failures (out of GPU memory, a
+/// driver fault) as Rust panics; they end the same way, with the message and no backtrace.
 pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     match std::panic::catch_unwind(body) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(err)) if err.is::<Interrupted>() => {
+            eprintln!("{err}");
+            ExitCode::from(130)
+        }
         Ok(Err(err)) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -167,7 +260,10 @@ mod tests {
     #[test]
     fn defaults_are_the_lessons() {
         let cli = parse(&[]).unwrap();
-        let o = cli.common.train_options(ModelSpec::LESSON_CNN, 10);
+        let o = cli
+            .common
+            .train_options(ModelSpec::LESSON_CNN, false, 10)
+            .unwrap();
         assert_eq!((o.epochs, o.batch_size, o.learning_rate), (10, 32, 1e-3));
         assert_eq!(o.device, DeviceChoice::Auto);
     }

@@ -1,9 +1,10 @@
-//! Judging a network on a split: loss and accuracy, computed in large batches without
-//! gradients.
+//! Judging a network on a split: loss and accuracy, per-class figures and the confusion
+//! matrix, computed in large batches without gradients.
 
+use serde::Serialize;
 use tch::{nn::ModuleT, Kind, Tensor};
 
-use crate::data::Split;
+use crate::data::{Split, CLASS_NAMES};
 
 /// Loss and accuracy of a network on a split.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +43,152 @@ pub fn score(net: &impl ModuleT, split: &Split) -> Score {
     }
 }
 
+/// Runs `net` over `split` in evaluation mode and returns the logits, `[n, 10]`.
+pub fn logits(net: &impl ModuleT, images: &Tensor) -> Tensor {
+    tch::no_grad(|| {
+        let n = images.size()[0];
+        let parts: Vec<Tensor> = (0..n)
+            .step_by(EVAL_BATCH as usize)
+            .map(|start| net.forward_t(&images.narrow(0, start, EVAL_BATCH.min(n - start)), false))
+            .collect();
+        Tensor::cat(&parts, 0)
+    })
+}
+
+/// One class's figures, one class against the rest.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct ClassFigures {
+    pub class: &'static str,
+    /// Of the images predicted as this class, the fraction that are.
+    pub precision: f64,
+    /// Of the images of this class, the fraction predicted as it (the class's accuracy).
+    pub recall: f64,
+    /// Of all images, the fraction this class is right about: in it and predicted so, or
+    /// outside it and predicted outside.
+    pub accuracy: f64,
+    /// Images of this class.
+    pub support: u64,
+}
+
+/// A pair of classes the network mixes up.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Confusion {
+    pub truth: &'static str,
+    pub predicted: &'static str,
+    pub count: u64,
+}
+
+/// Everything `evaluate` reports about a network on a split.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Report {
+    pub loss: f64,
+    pub accuracy: f64,
+    pub per_class: Vec<ClassFigures>,
+    /// `confusion[truth][predicted]`: image counts.
+    pub confusion: Vec<Vec<u64>>,
+    /// The most frequent mistakes, most frequent first.
+    pub most_confused: Vec<Confusion>,
+}
+
+impl Report {
+    /// Builds the report from logits `[n, 10]` and labels `[n]`.
+    pub fn from_logits(logits: &Tensor, labels: &Tensor) -> Report {
+        let n = labels.size()[0].max(1) as f64;
+        let loss = logits.cross_entropy_for_logits(labels).double_value(&[]);
+        let predicted = logits.argmax(-1, false);
+        // confusion[t][p] counted as a histogram of t * 10 + p
+        let counts = (labels * 10 + &predicted)
+            .bincount::<Tensor>(None, 100)
+            .to_device(tch::Device::Cpu);
+        let counts = Vec::<i64>::try_from(&counts).expect("bincount of int64 labels is int64");
+        let confusion: Vec<Vec<u64>> = counts
+            .chunks(10)
+            .map(|row| row.iter().map(|&c| c as u64).collect())
+            .collect();
+        Self::from_confusion(loss, confusion, n)
+    }
+
+    fn from_confusion(loss: f64, confusion: Vec<Vec<u64>>, n: f64) -> Report {
+        let correct: u64 = (0..10).map(|c| confusion[c][c]).sum();
+        let per_class = (0..10)
+            .map(|c| {
+                let tp = confusion[c][c] as f64;
+                let support: u64 = confusion[c].iter().sum();
+                let predicted: u64 = confusion.iter().map(|row| row[c]).sum();
+                let false_pos = predicted as f64 - tp;
+                let false_neg = support as f64 - tp;
+                ClassFigures {
+                    class: CLASS_NAMES[c],
+                    precision: tp / (predicted.max(1) as f64),
+                    recall: tp / (support.max(1) as f64),
+                    accuracy: (n - false_pos - false_neg) / n,
+                    support,
+                }
+            })
+            .collect();
+        let mut most_confused: Vec<Confusion> = (0..10)
+            .flat_map(|t| (0..10).map(move |p| (t, p)))
+            .filter(|&(t, p)| t != p)
+            .map(|(t, p)| Confusion {
+                truth: CLASS_NAMES[t],
+                predicted: CLASS_NAMES[p],
+                count: confusion[t][p],
+            })
+            .filter(|c| c.count > 0)
+            .collect();
+        most_confused.sort_by(|a, b| b.count.cmp(&a.count));
+        most_confused.truncate(5);
+        Report {
+            loss,
+            accuracy: correct as f64 / n,
+            per_class,
+            confusion,
+            most_confused,
+        }
+    }
+
+    /// The report as a person reads it: totals, per-class table, confusion matrix and
+    /// the most frequent mistakes.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "test loss {:.4}  test accuracy {:.4}\n\n{:<12} {:>9} {:>7} {:>9} {:>7}\n",
+            self.loss, self.accuracy, "class", "precision", "recall", "accuracy", "images"
+        );
+        for c in &self.per_class {
+            out += &format!(
+                "{:<12} {:>9.4} {:>7.4} {:>9.4} {:>7}\n",
+                c.class, c.precision, c.recall, c.accuracy, c.support
+            );
+        }
+        out += "\nconfusion matrix (rows: true class, columns: predicted)\n";
+        out += &format!("{:<12}", "");
+        for name in short_names() {
+            out += &format!(" {name:>6}");
+        }
+        out += "\n";
+        for (t, row) in self.confusion.iter().enumerate() {
+            out += &format!("{:<12}", CLASS_NAMES[t]);
+            for count in row {
+                out += &format!(" {count:>6}");
+            }
+            out += "\n";
+        }
+        out += "\nmost often confused\n";
+        for c in &self.most_confused {
+            out += &format!("  {} → {}: {}\n", c.truth, c.predicted, c.count);
+        }
+        out
+    }
+}
+
+/// Class names cut to six characters, for matrix column headings.
+pub fn short_names() -> Vec<String> {
+    CLASS_NAMES
+        .iter()
+        .map(|n| n.chars().take(6).collect())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +208,37 @@ mod tests {
         let s = score(&net, &split);
         assert_eq!(s.accuracy, 1.0);
         assert!(s.loss < 1e-6, "{s:?}");
+    }
+
+    #[test]
+    fn report_counts_confusions_and_per_class_figures() {
+        // truth 0,0,0,1 ; predicted 0,1,1,1
+        let labels = Tensor::from_slice(&[0i64, 0, 0, 1]);
+        let predicted = Tensor::from_slice(&[0i64, 1, 1, 1]);
+        let logits = predicted.one_hot(10).to_kind(Kind::Float) * 20.0;
+        let r = Report::from_logits(&logits, &labels);
+        assert_eq!(r.confusion[0][0], 1);
+        assert_eq!(r.confusion[0][1], 2);
+        assert_eq!(r.confusion[1][1], 1);
+        assert_eq!(r.confusion.iter().flatten().sum::<u64>(), 4);
+        assert_eq!(r.accuracy, 0.5);
+        let t_shirt = &r.per_class[0];
+        assert_eq!(
+            (t_shirt.precision, t_shirt.recall, t_shirt.support),
+            (1.0, 1.0 / 3.0, 3)
+        );
+        assert_eq!(t_shirt.accuracy, 0.5); // right about images 0 and 3
+        let trouser = &r.per_class[1];
+        assert_eq!((trouser.precision, trouser.recall), (1.0 / 3.0, 1.0));
+        assert_eq!(
+            r.most_confused,
+            vec![Confusion {
+                truth: "T-shirt/top",
+                predicted: "Trouser",
+                count: 2
+            }]
+        );
+        let text = r.to_text();
+        assert!(text.contains("T-shirt/top → Trouser: 2"), "{text}");
     }
 }

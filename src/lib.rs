@@ -5,17 +5,25 @@
 //! - [`data`]: finding, downloading, checking and parsing the four IDX files;
 //! - [`models`]: the model specs and how each builds its network;
 //! - [`train`]: the training loop;
-//! - [`eval`]: scoring a network on a split;
+//! - [`eval`]: scoring a network on a split: loss, accuracy, per-class figures, confusion;
+//! - [`evaluate`]: a saved run scored and drawn (the `evaluate` binary);
 //! - [`device`]: `--device` and `--threads`;
 //! - [`cli`]: the argument groups every binary flattens in, and how a binary ends;
+//! - [`compare`]: several runs side by side (the `compare` binary);
 //! - [`run_dir`]: a run folder's `config.json`, `metrics.csv` and `model.safetensors`;
+//! - [`plots`]: the SVG pictures;
+//! - [`predict`]: images to network inputs, and top classes (the `predict` binary);
 //! - [`progress`]: progress bars.
 
 pub mod cli;
+pub mod compare;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod evaluate;
 pub mod models;
+pub mod plots;
+pub mod predict;
 pub mod progress;
 pub mod run_dir;
 pub mod train;

@@ -92,6 +92,29 @@ impl RunDir {
         })
     }
 
+    /// Opens a run folder to continue it: rewrites `config.json` with `config` (the run's
+    /// own, with the new epoch total; its start time is kept) and appends to `metrics.csv`.
+    pub fn reopen(path: &Path, config: &RunConfig) -> Result<RunDir> {
+        let old = read_config(path)?;
+        let config = RunConfig {
+            started: old.started,
+            ..config.clone()
+        };
+        write_atomically(
+            &path.join("config.json"),
+            serde_json::to_string_pretty(&config)?.as_bytes(),
+        )?;
+        let metrics_path = path.join("metrics.csv");
+        let metrics = OpenOptions::new()
+            .append(true)
+            .open(&metrics_path)
+            .with_context(|| format!("opening {}", metrics_path.display()))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            metrics,
+        })
+    }
+
     /// Appends one epoch's row to `metrics.csv` and flushes it to disk.
     pub fn append_metrics(&mut self, m: &EpochMetrics) -> Result<()> {
         let path = self.path.join("metrics.csv");
@@ -188,6 +211,29 @@ pub fn load_weights(run: &Path, vs: &mut VarStore) -> Result<()> {
     }
     vs.load(&path)
         .with_context(|| format!("loading {}", path.display()))
+}
+
+/// A saved run, rebuilt: its config and its network with the saved weights.
+pub struct LoadedRun {
+    pub config: RunConfig,
+    pub vs: VarStore,
+    pub net: tch::nn::SequentialT,
+}
+
+/// Rebuilds the exact network of the run in `run` from its `config.json` and loads its
+/// weights onto `device`.
+pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
+    if !run.is_dir() {
+        bail!(
+            "{} is not a run folder (one made by train_dense or train_cnn)",
+            run.display()
+        );
+    }
+    let config = read_config(run)?;
+    let mut vs = VarStore::new(device);
+    let net = config.model.build(&vs.root());
+    load_weights(run, &mut vs)?;
+    Ok(LoadedRun { config, vs, net })
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.

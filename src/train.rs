@@ -1,7 +1,10 @@
 //! The training loop, written once for every model: Adam on softmax cross-entropy, the
-//! training set reshuffled every epoch, a test-set score and a saved run after each epoch.
+//! training set reshuffled every epoch, a test-set score, `metrics.csv`, `curves.svg` and
+//! the weights saved after each epoch. Ctrl-C saves the epoch so far and stops.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
@@ -12,13 +15,15 @@ use crate::data::{self, Split};
 use crate::device::{self, DeviceChoice};
 use crate::eval;
 use crate::models::{self, ModelSpec};
+use crate::plots;
 use crate::progress;
-use crate::run_dir::{EpochMetrics, RunConfig, RunDir};
+use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir};
 
 /// Everything a training run needs; the binaries fill it from their flags.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     pub model: ModelSpec,
+    /// The epoch to stop after, counting those a resumed run already has.
     pub epochs: u32,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -27,13 +32,15 @@ pub struct TrainOptions {
     pub threads: Option<usize>,
     /// `None`: search the default places, downloading when needed.
     pub data_dir: Option<PathBuf>,
-    /// `None`: `runs/<model>-<timestamp>`.
+    /// `None`: `runs/<model>-<timestamp>`. With `resume`, the run to continue.
     pub out: Option<PathBuf>,
+    /// Continue the run in `out` from its weights and epoch count.
+    pub resume: bool,
     /// No progress bars, even on a terminal.
     pub quiet: bool,
 }
 
-/// What a finished run leaves: its folder and a row per epoch.
+/// What a finished run leaves: its folder and a row per epoch (all of them, on resume).
 pub struct TrainReport {
     pub run_dir: PathBuf,
     pub epochs: Vec<EpochMetrics>,
@@ -48,13 +55,46 @@ impl TrainReport {
     }
 }
 
+/// The error a run stops with when Ctrl-C was pressed, after saving what it had.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub run_dir: PathBuf,
+    pub epoch: u32,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted in epoch {}; that epoch's row and the weights so far are saved in {}. \
+             Continue with --resume {}",
+            self.epoch,
+            self.run_dir.display(),
+            self.run_dir.display()
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Trains `opts.model` on Fashion-MNIST and keeps the run in its folder.
 pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let device = opts.device.resolve()?;
     device::configure(device, opts.threads);
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| RunDir::default_path(&opts.model));
+    let mut history = if opts.resume {
+        run_dir::read_metrics(&out)?
+    } else {
+        Vec::new()
+    };
+    let done = history.len() as u32;
     let data = data::load(opts.data_dir.as_deref(), device)?;
-    tch::manual_seed(opts.seed as i64);
-    let vs = nn::VarStore::new(device);
+    // A resumed run reshuffles differently from its first epochs, yet reproducibly.
+    tch::manual_seed((opts.seed + u64::from(done)) as i64);
+    let mut vs = nn::VarStore::new(device);
     let net = opts.model.build(&vs.root());
     let config = RunConfig {
         model: opts.model.clone(),
@@ -70,55 +110,99 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
         started: chrono::Local::now().to_rfc3339(),
     };
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| RunDir::default_path(&opts.model));
-    let mut run = RunDir::create(&out, &config)?;
+    let mut run = if opts.resume {
+        run_dir::load_weights(&out, &mut vs)?;
+        RunDir::reopen(&out, &config)?
+    } else {
+        RunDir::create(&out, &config)?
+    };
     let mut opt = nn::Adam::default().build(&vs, opts.learning_rate)?;
     println!(
-        "training {} ({} parameters) on {} for {} epochs, {} training and {} test images from {}",
+        "training {} ({} parameters) on {} {}, {} training and {} test images from {}",
         opts.model.name(),
         config.trainable_parameters,
         config.device,
-        opts.epochs,
+        if done == 0 {
+            format!("for {} epochs", opts.epochs)
+        } else {
+            format!("from epoch {} to {}", done + 1, opts.epochs)
+        },
         data.train.len(),
         data.test.len(),
         data.dir.display()
     );
 
-    let mut epochs = Vec::new();
-    for epoch in 1..=opts.epochs {
+    let stop = ctrl_c_flag();
+    for epoch in done + 1..=opts.epochs {
         let started = Instant::now();
         let prefix = format!("epoch {epoch:>2}/{}", opts.epochs);
-        let (train_loss, train_accuracy) =
-            train_epoch(&net, &mut opt, &data.train, opts, &prefix, device)
-                .map_err(|e| e.context(format!("epoch {epoch}")))?;
+        let epoch_ctx = |e: anyhow::Error| e.context(format!("epoch {epoch}"));
+        let pass = train_epoch(&net, &mut opt, &data.train, opts, &prefix, device, &stop)
+            .map_err(epoch_ctx)?;
         let test = eval::score(&net, &data.test);
         let m = EpochMetrics {
             epoch,
-            train_loss,
-            train_accuracy,
+            train_loss: pass.loss,
+            train_accuracy: pass.accuracy,
             test_loss: test.loss,
             test_accuracy: test.accuracy,
             seconds: started.elapsed().as_secs_f64(),
         };
         println!(
-            "{prefix}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} s",
-            m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
+            "{prefix}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} s{}",
+            m.train_loss,
+            m.train_accuracy,
+            m.test_loss,
+            m.test_accuracy,
+            m.seconds,
+            if pass.interrupted {
+                "  (interrupted)"
+            } else {
+                ""
+            }
         );
-        run.append_metrics(&m)?;
+        // Weights first: a row in metrics.csv always has its weights on disk.
         run.save_weights(&vs)?;
-        epochs.push(m);
+        run.append_metrics(&m)?;
+        history.push(m);
+        plots::curves(&run.path.join("curves.svg"), &history)?;
+        if pass.interrupted {
+            return Err(Interrupted {
+                run_dir: run.path,
+                epoch,
+            }
+            .into());
+        }
     }
     Ok(TrainReport {
         run_dir: run.path,
-        epochs,
+        epochs: history,
     })
 }
 
-/// One pass over the shuffled training set; returns the mean loss and the accuracy seen
-/// along the way (as Keras reports them).
+/// A flag that Ctrl-C (SIGINT) sets, so the loop can save and stop between batches.
+fn ctrl_c_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let setter = flag.clone();
+    // Only one handler per process may be set; a second run in the same process (tests)
+    // keeps the first, which is fine for them.
+    let _ = ctrlc::set_handler(move || setter.store(true, Ordering::SeqCst));
+    flag
+}
+
+/// What one pass over the training set gives.
+struct Pass {
+    loss: f64,
+    accuracy: f64,
+    /// Ctrl-C stopped the pass early.
+    interrupted: bool,
+}
+
+/// Batches between checks that the loss is still finite (a host sync each).
+const CHECK_EVERY: usize = 100;
+
+/// One pass over the shuffled training set: the mean loss and the accuracy seen along the
+/// way (as Keras reports them).
 fn train_epoch(
     net: &impl ModuleT,
     opt: &mut nn::Optimizer,
@@ -126,7 +210,8 @@ fn train_epoch(
     opts: &TrainOptions,
     prefix: &str,
     device: Device,
-) -> Result<(f64, f64)> {
+    stop: &AtomicBool,
+) -> Result<Pass> {
     let n = train.len();
     let batch = opts.batch_size as i64;
     let batches = (n + batch - 1) / batch;
@@ -136,12 +221,13 @@ fn train_epoch(
         progress::interactive(opts.quiet),
     );
     let started = Instant::now();
-    // Running sums stay on the device; the host reads them only when the bar is redrawn
-    // and at the end, so the GPU never waits for us.
+    // Running sums stay on the device; the host reads them only for the bar, the NaN
+    // check and at the end, so the GPU rarely waits for us.
     let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
     let mut correct = Tensor::zeros([], (Kind::Int64, device));
     let order = Tensor::randperm(n, (Kind::Int64, device));
     let mut seen = 0;
+    let mut interrupted = false;
     for (step, idx) in order.split(batch, 0).iter().enumerate() {
         let xs = train.images.index_select(0, idx); // [b, 1, 28, 28]
         let ys = train.labels.index_select(0, idx); // [b]
@@ -154,8 +240,8 @@ fn train_epoch(
             loss_sum += loss.to_kind(Kind::Double) * b;
             correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
         });
-        let last = step as i64 + 1 == batches;
-        if !bar.is_hidden() && (step % 25 == 0 || last) {
+        let redraw = !bar.is_hidden() && step % 25 == 0;
+        if redraw || step % CHECK_EVERY == 0 {
             let (mean_loss, accuracy) = read_means(&loss_sum, &correct, seen);
             check_finite(mean_loss, step, opts)?;
             let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -164,11 +250,19 @@ fn train_epoch(
                 "{rate:>6.0} img/s  loss {mean_loss:.4}  acc {accuracy:.4}"
             ));
         }
+        if stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
     }
     bar.finish_and_clear();
-    let (mean_loss, accuracy) = read_means(&loss_sum, &correct, seen);
-    check_finite(mean_loss, batches as usize - 1, opts)?;
-    Ok((mean_loss, accuracy))
+    let (loss, accuracy) = read_means(&loss_sum, &correct, seen);
+    check_finite(loss, batches as usize - 1, opts)?;
+    Ok(Pass {
+        loss,
+        accuracy,
+        interrupted,
+    })
 }
 
 fn read_means(loss_sum: &Tensor, correct: &Tensor, seen: i64) -> (f64, f64) {
@@ -184,7 +278,7 @@ fn check_finite(mean_loss: f64, step: usize, opts: &TrainOptions) -> Result<()> 
         bail!(
             "the loss became {mean_loss} by batch {} (learning rate {}); training diverged. \
              Try a lower --lr (the lesson's is 0.001). The weights of the last finished epoch \
-             are in the run folder.",
+             are kept in the run folder.",
             step + 1,
             opts.learning_rate
         );

@@ -1,0 +1,30 @@
+//! Compares runs: a markdown table of final accuracies and a chart of test accuracy per epoch.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fashion_tch::{cli, compare};
+
+/// Compare runs made by train_dense and train_cnn: prints a markdown table of their final
+/// figures and draws their test accuracy per epoch on one chart.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Run folders to compare
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Where to write the chart
+    #[arg(long, default_value = "compare.svg", value_name = "FILE")]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    cli::run(|| {
+        let runs = compare::read_runs(&args.runs)?;
+        print!("{}", compare::table(&runs));
+        compare::chart(&args.out, &runs)?;
+        println!("\nwrote {}", args.out.display());
+        Ok(())
+    })
+}

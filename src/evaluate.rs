@@ -1,0 +1,88 @@
+//! `evaluate RUN`: a saved run scored on the test set, with its pictures written into the
+//! run folder: `predictions.svg`, `confusion.svg` and, for a CNN, `filters.svg`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tch::{Kind, Tensor};
+
+use crate::data::{self, Split};
+use crate::eval::{self, Report};
+use crate::models::ModelSpec;
+use crate::plots::{self, FilterView, Prediction};
+use crate::run_dir::{self, LoadedRun};
+
+/// Scores the run in `run` on the test set of the data in `data_dir` (the default places
+/// when `None`) and draws its pictures; returns the report and the pictures' paths.
+pub fn evaluate(
+    run: &Path,
+    data_dir: Option<&Path>,
+    device: tch::Device,
+) -> Result<(Report, Vec<PathBuf>)> {
+    let loaded = run_dir::load_run(run, device)?;
+    let data = data::load(data_dir, device)?;
+    let logits = eval::logits(&loaded.net, &data.test.images);
+    let report = Report::from_logits(&logits, &data.test.labels);
+
+    let mut pictures = vec![run.join("predictions.svg"), run.join("confusion.svg")];
+    let predicted = logits.argmax(-1, false);
+    plots::predictions(&pictures[0], &test_predictions(&data.test, &predicted, 25))?;
+    plots::confusion(&pictures[1], &report.confusion)?;
+    if let ModelSpec::Cnn { .. } = loaded.config.model {
+        let path = run.join("filters.svg");
+        plots::filters(&path, &filter_view(&loaded, &data.test)?)?;
+        pictures.push(path);
+    }
+    Ok((report, pictures))
+}
+
+/// The first `count` test images with their predicted and true classes.
+pub fn test_predictions(test: &Split, predicted: &Tensor, count: i64) -> Vec<Prediction> {
+    (0..count.min(test.len()))
+        .map(|i| Prediction {
+            pixels: pixels(&test.images.get(i)),
+            predicted: predicted.int64_value(&[i]) as usize,
+            truth: test.labels.int64_value(&[i]) as usize,
+        })
+        .collect()
+}
+
+/// An image tensor (any shape of 784 values) as a flat vector on the host.
+pub fn pixels(image: &Tensor) -> Vec<f32> {
+    let flat = image
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Float)
+        .reshape([-1]);
+    Vec::<f32>::try_from(&flat).expect("a float tensor converts to Vec<f32>")
+}
+
+/// The first convolution's kernels and what they make of the first test image.
+fn filter_view(loaded: &LoadedRun, test: &Split) -> Result<FilterView> {
+    let vars = loaded.vs.variables();
+    let weight = vars
+        .get("conv1.weight")
+        .context("the CNN has no conv1.weight")?; // [f, 1, 3, 3]
+    let bias = vars
+        .get("conv1.bias")
+        .context("the CNN has no conv1.bias")?; // [f]
+    let input = test.images.narrow(0, 0, 1); // [1, 1, 28, 28]
+    let (maps, pooled) = tch::no_grad(|| {
+        let maps = input
+            .conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1)
+            .relu(); // [1, f, 28, 28]
+        let pooled = maps.max_pool2d_default(2); // [1, f, 14, 14]
+        (maps, pooled)
+    });
+    let per_channel = |t: &Tensor| -> Vec<Vec<f32>> {
+        (0..t.size()[1]).map(|c| pixels(&t.select(1, c))).collect()
+    };
+    Ok(FilterView {
+        input: pixels(&input),
+        input_label: test.labels.int64_value(&[0]) as usize,
+        kernels: (0..weight.size()[0])
+            .map(|k| pixels(&weight.get(k)))
+            .collect(),
+        maps: per_channel(&maps),
+        pooled: per_channel(&pooled),
+    })
+}

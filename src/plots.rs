@@ -1,0 +1,371 @@
+//! The pictures, as SVG files that open in any browser: training curves, a grid of
+//! predictions, the confusion matrix as a heat map, the CNN's first-layer filters with
+//! their feature maps, and several runs compared. Each file is drawn in memory and
+//! written atomically.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::element::BitMapElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::data::{CLASS_NAMES, SIDE};
+use crate::run_dir::{write_atomically, EpochMetrics};
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// Draws with `draw` on a `width`×`height` SVG and writes it to `path`.
+fn svg(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&Area) -> Result<()>,
+) -> Result<()> {
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        draw(&root)?;
+        root.present().map_err(plot_error)?;
+    }
+    write_atomically(path, text.as_bytes())
+}
+
+fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing failed: {e}")
+}
+
+/// `curves.svg`: loss and accuracy per epoch, train and test, side by side.
+pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+    svg(path, (960, 400), |root| {
+        let panels = root.split_evenly((1, 2));
+        let last = rows.last().map_or(1, |r| r.epoch).max(1);
+        type Get = fn(&EpochMetrics) -> f64;
+        let metrics: [(&str, Get, Get); 2] = [
+            ("loss", |r| r.train_loss, |r| r.test_loss),
+            ("accuracy", |r| r.train_accuracy, |r| r.test_accuracy),
+        ];
+        for (panel, (name, train, test)) in panels.iter().zip(metrics) {
+            let values = rows.iter().flat_map(|r| [train(r), test(r)]);
+            let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let pad = ((hi - lo) * 0.1).max(1e-3);
+            let mut chart = ChartBuilder::on(panel)
+                .caption(name, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0.5..last as f64 + 0.5, (lo - pad)..(hi + pad))
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .x_labels(last.min(20) as usize)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .draw()
+                .map_err(plot_error)?;
+            for (label, get, color) in [("train", train, BLUE), ("test", test, RED)] {
+                let points: Vec<(f64, f64)> =
+                    rows.iter().map(|r| (r.epoch as f64, get(r))).collect();
+                chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                    .map_err(plot_error)?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(
+                        points
+                            .into_iter()
+                            .map(|p| Circle::new(p, 3, color.filled())),
+                    )
+                    .map_err(plot_error)?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(plot_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// `compare.svg`: test accuracy per epoch of several runs on one chart.
+pub fn compare(path: &Path, runs: &[(String, Vec<EpochMetrics>)]) -> Result<()> {
+    svg(path, (900, 500), |root| {
+        let last = runs
+            .iter()
+            .flat_map(|(_, r)| r.last())
+            .map(|r| r.epoch)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let accs = runs
+            .iter()
+            .flat_map(|(_, r)| r.iter().map(|m| m.test_accuracy));
+        let (lo, hi) = accs.fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let mut chart = ChartBuilder::on(root)
+            .caption("test accuracy per epoch", ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..last as f64 + 0.5, (lo - pad)..(hi + pad).min(1.0))
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("test accuracy")
+            .x_labels(last.min(20) as usize)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(plot_error)?;
+        for (i, (name, rows)) in runs.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .map(|r| (r.epoch as f64, r.test_accuracy))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(plot_error)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    points
+                        .into_iter()
+                        .map(|p| Circle::new(p, 3, color.filled())),
+                )
+                .map_err(plot_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_error)?;
+        Ok(())
+    })
+}
+
+/// One labelled image of [`predictions`].
+pub struct Prediction {
+    /// 28×28 grey levels in [0, 1], light garment on a dark background.
+    pub pixels: Vec<f32>,
+    pub predicted: usize,
+    pub truth: usize,
+}
+
+/// `predictions.svg`: test images in a grid, each with its predicted and true label;
+/// mistakes in red, as in the lesson's plots.
+pub fn predictions(path: &Path, items: &[Prediction]) -> Result<()> {
+    const SCALE: u32 = 4;
+    const CELL: (u32, u32) = (170, 160);
+    let cols = 5u32;
+    let rows = (items.len() as u32).div_ceil(cols).max(1);
+    svg(path, (cols * CELL.0, rows * CELL.1), |root| {
+        for (i, item) in items.iter().enumerate() {
+            let (x, y) = ((i as u32 % cols) * CELL.0, (i as u32 / cols) * CELL.1);
+            let left = x as i32 + (CELL.0 - SIDE as u32 * SCALE) as i32 / 2;
+            let image = BitMapElement::with_owned_buffer(
+                (left, y as i32 + 6),
+                (SIDE as u32 * SCALE, SIDE as u32 * SCALE),
+                rgb_image(&item.pixels, SIDE, SCALE, |v| grey(1.0 - v)),
+            )
+            .expect("the buffer is built for this size");
+            root.draw(&image).map_err(plot_error)?;
+            let right = item.predicted == item.truth;
+            let color = if right { BLUE } else { RED };
+            let text = if right {
+                CLASS_NAMES[item.predicted].to_string()
+            } else {
+                format!(
+                    "{} (is {})",
+                    CLASS_NAMES[item.predicted], CLASS_NAMES[item.truth]
+                )
+            };
+            let style = TextStyle::from(("sans-serif", 13).into_font())
+                .color(&color)
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw_text(
+                &text,
+                &style,
+                (x as i32 + CELL.0 as i32 / 2, y as i32 + 124),
+            )
+            .map_err(plot_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// `confusion.svg`: the confusion matrix as a heat map, counts written in each cell.
+pub fn confusion(path: &Path, matrix: &[Vec<u64>]) -> Result<()> {
+    svg(path, (720, 660), |root| {
+        let root = root
+            .titled(
+                "confusion matrix (rows: true class, columns: predicted)",
+                ("sans-serif", 18),
+            )
+            .map_err(plot_error)?;
+        let (left, top, cell) = (110i32, 40i32, 56i32);
+        let max = matrix.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+        for (t, row) in matrix.iter().enumerate() {
+            let y = top + t as i32 * cell;
+            root.draw_text(
+                CLASS_NAMES[t],
+                &TextStyle::from(("sans-serif", 13).into_font())
+                    .pos(Pos::new(HPos::Right, VPos::Center)),
+                (left - 6, y + cell / 2),
+            )
+            .map_err(plot_error)?;
+            for (p, &count) in row.iter().enumerate() {
+                let x = left + p as i32 * cell;
+                // square root so the small off-diagonal counts still show
+                let shade = (count as f64 / max).sqrt();
+                let fill = RGBColor(
+                    (255.0 * (1.0 - shade)) as u8,
+                    (255.0 * (1.0 - 0.6 * shade)) as u8,
+                    255,
+                );
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    fill.filled(),
+                ))
+                .map_err(plot_error)?;
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], WHITE))
+                    .map_err(plot_error)?;
+                let ink = if shade > 0.6 { WHITE } else { BLACK };
+                root.draw_text(
+                    &count.to_string(),
+                    &TextStyle::from(("sans-serif", 13).into_font())
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                    (x + cell / 2, y + cell / 2),
+                )
+                .map_err(plot_error)?;
+            }
+        }
+        for (p, name) in crate::eval::short_names().iter().enumerate() {
+            root.draw_text(
+                name,
+                &TextStyle::from(("sans-serif", 12).into_font())
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                (left + p as i32 * cell + cell / 2, top - 6),
+            )
+            .map_err(plot_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// What `filters.svg` shows: the first layer's kernels and, for one input image, what
+/// each kernel makes of it before and after max pooling.
+pub struct FilterView {
+    /// The input, 28×28 grey levels in [0, 1].
+    pub input: Vec<f32>,
+    pub input_label: usize,
+    /// Each kernel's 3×3 weights.
+    pub kernels: Vec<Vec<f32>>,
+    /// Each kernel's feature map after ReLU, 28×28.
+    pub maps: Vec<Vec<f32>>,
+    /// The same after 2×2 max pooling, 14×14.
+    pub pooled: Vec<Vec<f32>>,
+}
+
+/// `filters.svg`: the first convolution's filters, their feature maps for one test image,
+/// and the maps after max pooling: what the lesson explains about convolution and
+/// pooling in words.
+pub fn filters(path: &Path, view: &FilterView) -> Result<()> {
+    let n = view.kernels.len() as i32;
+    let cols = 16i32;
+    let rows = (n + cols - 1) / cols;
+    let cell = 60i32;
+    let section = rows * cell + 40;
+    let width = (cols * cell + 40) as u32;
+    let height = (150 + 3 * section) as u32;
+    svg(path, (width, height), |root| {
+        let heading = |text: &str, y: i32| {
+            root.draw_text(text, &("sans-serif", 16).into_font().into(), (20, y))
+                .map_err(plot_error)
+        };
+        heading(
+            &format!("input: a test image ({})", CLASS_NAMES[view.input_label]),
+            10,
+        )?;
+        root.draw(&bitmap((20, 34), &view.input, SIDE, 4, |v| grey(1.0 - v)))
+            .map_err(plot_error)?;
+        let sections: [(&str, &Vec<Vec<f32>>, usize, u32); 3] = [
+            ("the first layer's 3×3 filters (red positive, blue negative weights)", &view.kernels, 3, 16),
+            ("their feature maps for the input, after ReLU (28×28; dark is strong)", &view.maps, SIDE, 2),
+            ("the same after 2×2 max pooling (14×14): half the size, the strongest responses kept", &view.pooled, SIDE / 2, 4),
+        ];
+        for (s, (title, images, side, scale)) in sections.into_iter().enumerate() {
+            let top = 150 + s as i32 * section;
+            heading(title, top)?;
+            for (i, values) in images.iter().enumerate() {
+                let (x, y) = (
+                    20 + (i as i32 % cols) * cell,
+                    top + 26 + (i as i32 / cols) * cell,
+                );
+                let element = if s == 0 {
+                    let m = values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                    bitmap((x, y), values, side, scale, move |v| diverging(v / m))
+                } else {
+                    let m = values.iter().fold(1e-6f32, |m, &v| m.max(v));
+                    bitmap((x, y), values, side, scale, move |v| grey(1.0 - v / m))
+                };
+                root.draw(&element).map_err(plot_error)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn bitmap(
+    pos: (i32, i32),
+    values: &[f32],
+    side: usize,
+    scale: u32,
+    color: impl Fn(f32) -> [u8; 3],
+) -> BitMapElement<'static, (i32, i32)> {
+    let size = side as u32 * scale;
+    BitMapElement::with_owned_buffer(pos, (size, size), rgb_image(values, side, scale, color))
+        .expect("the buffer is built for this size")
+}
+
+/// A `side`×`side` image of `values`, each pixel a `scale`×`scale` block, as RGB bytes.
+fn rgb_image(values: &[f32], side: usize, scale: u32, color: impl Fn(f32) -> [u8; 3]) -> Vec<u8> {
+    let size = side * scale as usize;
+    let mut out = Vec::with_capacity(size * size * 3);
+    for y in 0..size {
+        for x in 0..size {
+            out.extend_from_slice(&color(
+                values[(y / scale as usize) * side + x / scale as usize],
+            ));
+        }
+    }
+    out
+}
+
+fn grey(v: f32) -> [u8; 3] {
+    let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
+    [g, g, g]
+}
+
+/// Blue for -1, white for 0, red for +1.
+fn diverging(v: f32) -> [u8; 3] {
+    let v = v.clamp(-1.0, 1.0);
+    let fade = (255.0 * (1.0 - v.abs())) as u8;
+    if v >= 0.0 {
+        [255, fade, fade]
+    } else {
+        [fade, fade, 255]
+    }
+}

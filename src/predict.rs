@@ -1,0 +1,186 @@
+//! `predict`: photos or drawings turned into what the network saw in training (grey,
+//! 28×28, a light garment on a dark background), and the network's top classes for each.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{bail, ensure, Context, Result};
+use image::imageops::FilterType;
+use image::{GrayImage, ImageFormat, Luma};
+use tch::{nn::ModuleT, Kind, Tensor};
+
+use crate::data::{CLASS_NAMES, SIDE};
+use crate::eval;
+
+/// The largest width or height accepted: checked from the header, before decoding, so a
+/// huge image never gets the memory to decode it.
+pub const MAX_SIDE: u32 = 12_000;
+
+/// `--invert`: whether to flip dark and light.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invert {
+    /// Flip images whose border is mostly light (a garment photographed on white).
+    Auto,
+    Yes,
+    No,
+}
+
+impl FromStr for Invert {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Invert::Auto),
+            "yes" => Ok(Invert::Yes),
+            "no" => Ok(Invert::No),
+            _ => Err(format!("'{s}' is not auto, yes or no")),
+        }
+    }
+}
+
+impl fmt::Display for Invert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invert::Auto => "auto",
+            Invert::Yes => "yes",
+            Invert::No => "no",
+        })
+    }
+}
+
+/// Reads a PNG or JPEG of any size and colour mode and returns it as the network's
+/// input: 28×28 grey levels in [0, 1], row-major, light garment on a dark background.
+pub fn load_image(path: &Path, invert: Invert) -> Result<Vec<f32>> {
+    let open = || {
+        image::io::Reader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .with_context(|| format!("reading {}", path.display()))
+    };
+    let reader = open()?;
+    match reader.format() {
+        Some(ImageFormat::Png | ImageFormat::Jpeg) => {}
+        _ => bail!("{} is not a PNG or JPEG image", path.display()),
+    }
+    let (w, h) = reader
+        .into_dimensions()
+        .with_context(|| format!("{} is not a readable image", path.display()))?;
+    ensure!(
+        w.max(h) <= MAX_SIDE && w.min(h) > 0,
+        "{} is {w}×{h} pixels; images up to {MAX_SIDE}×{MAX_SIDE} are accepted (scale it down first)",
+        path.display()
+    );
+    let grey = open()?
+        .decode()
+        .with_context(|| format!("{} is not a readable image", path.display()))?
+        .to_luma8();
+    Ok(to_network_input(&grey, invert))
+}
+
+/// Grey image → the network's input: inverted where asked (or where the border is mostly
+/// light, with `Auto`), padded to a square with the background, shrunk to 28×28.
+pub fn to_network_input(grey: &GrayImage, invert: Invert) -> Vec<f32> {
+    let flip = match invert {
+        Invert::Yes => true,
+        Invert::No => false,
+        Invert::Auto => border_mean(grey) > 127.5,
+    };
+    let mut img = grey.clone();
+    if flip {
+        image::imageops::invert(&mut img);
+    }
+    let background = border_mean(&img).round() as u8;
+    let (w, h) = img.dimensions();
+    let side = w.max(h);
+    let mut square = GrayImage::from_pixel(side, side, Luma([background]));
+    image::imageops::overlay(
+        &mut square,
+        &img,
+        ((side - w) / 2) as i64,
+        ((side - h) / 2) as i64,
+    );
+    let small = image::imageops::resize(&square, SIDE as u32, SIDE as u32, FilterType::Triangle);
+    small.pixels().map(|p| p[0] as f32 / 255.0).collect()
+}
+
+/// Mean grey level of the outermost pixels.
+fn border_mean(img: &GrayImage) -> f64 {
+    let (w, h) = img.dimensions();
+    let (sum, count) = img
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x + 1 == w || *y + 1 == h)
+        .fold((0u64, 0u64), |(s, c), (_, _, p)| (s + p[0] as u64, c + 1));
+    sum as f64 / count.max(1) as f64
+}
+
+/// The `k` most likely classes of each image in `images` (`[n, 1, 28, 28]`), with their
+/// probabilities, most likely first.
+pub fn top_k(net: &impl ModuleT, images: &Tensor, k: i64) -> Vec<Vec<(usize, f64)>> {
+    let probs = eval::logits(net, images).softmax(-1, Kind::Float);
+    let (values, indices) = probs.topk(k, -1, true, true);
+    (0..images.size()[0])
+        .map(|i| {
+            (0..k)
+                .map(|j| {
+                    (
+                        indices.int64_value(&[i, j]) as usize,
+                        values.double_value(&[i, j]),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One prediction as a line: `Shirt 0.71, T-shirt/top 0.20, Pullover 0.05`.
+pub fn describe(top: &[(usize, f64)]) -> String {
+    top.iter()
+        .map(|&(c, p)| format!("{} {p:.2}", CLASS_NAMES[c]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `--test-index A..B` (B excluded) or a single index `A`.
+pub fn parse_range(s: &str) -> Result<std::ops::Range<i64>, String> {
+    let bad = || format!("'{s}' is not an index range like 0..8 or a single index like 3");
+    let (a, b) = match s.split_once("..") {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        None => {
+            let a: i64 = s.parse().map_err(|_| bad())?;
+            (a, a + 1)
+        }
+    };
+    if a < 0 || b <= a {
+        return Err(format!("'{s}' is an empty or negative range"));
+    }
+    Ok(a..b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn light_backgrounds_are_inverted_in_auto_mode() {
+        // a dark square on white, 100×60: after auto inversion, a light square on black
+        let mut img = GrayImage::from_pixel(100, 60, Luma([255]));
+        for y in 20..40 {
+            for x in 40..60 {
+                img.put_pixel(x, y, Luma([0]));
+            }
+        }
+        let px = to_network_input(&img, Invert::Auto);
+        assert_eq!(px.len(), 784);
+        assert!(px[0] < 0.01, "corner {}", px[0]);
+        assert!(px[14 * 28 + 14] > 0.9, "centre {}", px[14 * 28 + 14]);
+        let kept = to_network_input(&img, Invert::No);
+        assert!(kept[0] > 0.99);
+    }
+
+    #[test]
+    fn ranges_parse() {
+        assert_eq!(parse_range("0..8"), Ok(0..8));
+        assert_eq!(parse_range("5"), Ok(5..6));
+        assert!(parse_range("8..2").is_err());
+        assert!(parse_range("a..b").is_err());
+    }
+}
