@@ -3,19 +3,23 @@
 //!
 //! The files are read whole (the largest is 47 MB decompressed), checked against the
 //! SHA-256 of their decompressed bytes, then parsed with every header field checked before
-//! any tensor is built.
+//! any tensor is built. The IDX format itself (parsing, encoding, the bounded reader) is in
+//! [`idx`](self::idx), which has no tch dependency so the fuzz target can compile it alone.
+//!
+//! Every error about a file names it: "`<file>` is corrupt: …", "`<file>` is not an IDX
+//! image file: …".
 
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 /// The ten classes, in label order.
-pub const CLASS_NAMES: [&str; 10] = [
+pub const CLASS_NAMES: [&str; idx::NUM_CLASSES] = [
     "T-shirt/top",
     "Trouser",
     "Pullover",
@@ -28,13 +32,11 @@ pub const CLASS_NAMES: [&str; 10] = [
     "Ankle boot",
 ];
 
-/// Side of the square images.
-pub const SIDE: usize = 28;
-const IMAGE_MAGIC: u32 = 2051;
-const LABEL_MAGIC: u32 = 2049;
-/// No IDX file of the dataset decompresses to more than this (the training images are
-/// 47,040,016 bytes); it bounds what a corrupt or hostile gzip stream can make us allocate.
-const MAX_FILE_BYTES: u64 = 64 << 20;
+mod idx;
+
+pub use idx::{
+    encode_images, encode_labels, parse_images, parse_labels, read_limited, MAX_FILE_BYTES, SIDE,
+};
 
 /// Where the official files live; `FASHION_MNIST_URL` replaces it (a mirror, or a test).
 pub const OFFICIAL_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com";
@@ -119,39 +121,65 @@ pub fn load(dir: Option<&Path>, device: Device) -> Result<Dataset> {
                     "{} has no {missing}(.gz); the folder needs the four Fashion-MNIST files {}.\n{}",
                     dir.display(),
                     stems(),
-                    HOW_TO_GET
+                    how_to_get()
                 );
             }
             dir.to_path_buf()
         }
         None => match default_dirs().into_iter().find(|d| has_dataset(d)) {
             Some(dir) => dir,
-            None => {
-                let target = PathBuf::from("data/fashion-mnist");
-                let url = std::env::var("FASHION_MNIST_URL").unwrap_or(OFFICIAL_URL.into());
-                download(&url, &target).with_context(|| {
-                    format!(
-                        "Fashion-MNIST is in none of {} and the download failed.\n{}",
-                        default_dirs()
-                            .iter()
-                            .map(|d| d.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        HOW_TO_GET
-                    )
-                })?;
-                target
-            }
+            None => download_default()?,
         },
     };
     load_dir(&dir, device)
 }
 
-const HOW_TO_GET: &str = "Ways to get it: (1) apt-get install dataset-fashion-mnist (Debian, \
-into /usr/share/datasets/fashion-mnist; scripts/setup_libtorch.sh does this as root); \
-(2) put the four files in a folder and pass --data-dir DIR or set FASHION_MNIST_DIR; \
-(3) run without --data-dir while online and they are downloaded from \
-http://fashion-mnist.s3-website.eu-central-1.amazonaws.com into data/fashion-mnist.";
+/// Downloads the dataset into `data/fashion-mnist` from `FASHION_MNIST_URL` (or the
+/// official location); on failure, one error that says where it looked, what the download
+/// did, and the ways to get the data.
+fn download_default() -> Result<PathBuf> {
+    let target = PathBuf::from("data/fashion-mnist");
+    // The folders the download will create; a failed download leaves none of them behind.
+    let created: Vec<&Path> = target
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    if let Err(err) = download(&download_url(), &target) {
+        for dir in created {
+            // Only ever an empty folder: remove_dir refuses one that holds anything.
+            let _ = fs::remove_dir(dir);
+        }
+        let searched = default_dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" nor ");
+        bail!(
+            "Fashion-MNIST is in neither {searched}, and the download failed: {err:#}\n{}",
+            how_to_get()
+        );
+    }
+    Ok(target)
+}
+
+/// `FASHION_MNIST_URL`, or the official location.
+fn download_url() -> String {
+    match std::env::var("FASHION_MNIST_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => OFFICIAL_URL.into(),
+    }
+}
+
+fn how_to_get() -> String {
+    format!(
+        "Ways to get it: (1) apt-get install dataset-fashion-mnist (Debian, into \
+         /usr/share/datasets/fashion-mnist; scripts/setup_libtorch.sh does this as root); \
+         (2) put the four files in a folder and pass --data-dir DIR or set FASHION_MNIST_DIR; \
+         (3) run without --data-dir while {} is reachable and they are downloaded into \
+         data/fashion-mnist (FASHION_MNIST_URL names a mirror).",
+        download_url()
+    )
+}
 
 fn stems() -> String {
     FILES.iter().map(|f| f.stem).collect::<Vec<_>>().join(", ")
@@ -200,8 +228,8 @@ fn load_split(
 ) -> Result<Split> {
     let (image_path, image_bytes) = read_checked(dir, images, official_count * SIDE * SIDE + 16)?;
     let (label_path, label_bytes) = read_checked(dir, labels, official_count + 8)?;
-    let pixels = parse_images(&image_bytes).with_context(|| image_path.display().to_string())?;
-    let labels = parse_labels(&label_bytes).with_context(|| label_path.display().to_string())?;
+    let pixels = parse_images(&image_bytes).map_err(|e| named(&image_path, e))?;
+    let labels = parse_labels(&label_bytes).map_err(|e| named(&label_path, e))?;
     let n = labels.len();
     ensure!(
         pixels.len() == n * SIDE * SIDE,
@@ -215,8 +243,14 @@ fn load_split(
 
 /// Reads one of the four files; when it has the official length, its SHA-256 must match.
 fn read_checked(dir: &Path, file: &IdxFile, official_len: usize) -> Result<(PathBuf, Vec<u8>)> {
-    let path = find_file(dir, file.stem)
-        .with_context(|| format!("{} has no {}(.gz).\n{HOW_TO_GET}", dir.display(), file.stem))?;
+    let path = find_file(dir, file.stem).with_context(|| {
+        format!(
+            "{} has no {}(.gz).\n{}",
+            dir.display(),
+            file.stem,
+            how_to_get()
+        )
+    })?;
     let bytes = read_file(&path)?;
     if bytes.len() == official_len {
         let got = hex(&Sha256::digest(&bytes));
@@ -248,7 +282,14 @@ pub fn split_tensors(pixels: &[u8], labels: &[u8], device: Device) -> Split {
     Split { images, labels }
 }
 
-/// Reads a whole IDX file, gunzipping it when its name ends in `.gz`.
+/// Completes one of [`idx`](self::idx)'s predicate errors with the file's name:
+/// "`<path>` is corrupt: …".
+fn named(path: &Path, err: anyhow::Error) -> anyhow::Error {
+    anyhow!("{} {err:#}", path.display())
+}
+
+/// Reads a whole IDX file, gunzipping it when its name ends in `.gz`. A gzip stream that
+/// ends early or does not decode gives "`<path>` is corrupt: …".
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let gz = path.extension().is_some_and(|e| e == "gz");
@@ -257,103 +298,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     } else {
         read_limited(file)
     };
-    result.with_context(|| format!("{} is corrupt", path.display()))
-}
-
-/// Reads everything from `reader`, refusing more than any dataset file holds.
-pub fn read_limited(reader: impl Read) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .context("reading failed (a truncated or damaged file?)")?;
-    ensure!(
-        bytes.len() as u64 <= MAX_FILE_BYTES,
-        "it holds more than {MAX_FILE_BYTES} bytes, more than any Fashion-MNIST file"
-    );
-    Ok(bytes)
-}
-
-fn be_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-}
-
-/// Parses an IDX image file (magic 2051, n × 28 × 28 bytes) and returns its pixels.
-/// The length is checked against the header before anything else is done with it.
-pub fn parse_images(bytes: &[u8]) -> Result<&[u8]> {
-    ensure!(
-        bytes.len() >= 16,
-        "is corrupt: {} bytes is shorter than an IDX image header (16 bytes)",
-        bytes.len()
-    );
-    let magic = be_u32(bytes, 0);
-    ensure!(
-        magic == IMAGE_MAGIC,
-        "is not an IDX image file: magic number {magic}, expected {IMAGE_MAGIC}"
-    );
-    let (n, rows, cols) = (be_u32(bytes, 4), be_u32(bytes, 8), be_u32(bytes, 12));
-    ensure!(
-        rows as usize == SIDE && cols as usize == SIDE,
-        "holds {rows}×{cols} images; Fashion-MNIST images are {SIDE}×{SIDE}"
-    );
-    let expected = 16 + n as u64 * (SIDE * SIDE) as u64;
-    ensure!(
-        bytes.len() as u64 == expected,
-        "is corrupt: its header promises {n} images ({expected} bytes) but it has {} bytes",
-        bytes.len()
-    );
-    Ok(&bytes[16..])
-}
-
-/// Parses an IDX label file (magic 2049, n bytes, each below 10) and returns its labels.
-pub fn parse_labels(bytes: &[u8]) -> Result<&[u8]> {
-    ensure!(
-        bytes.len() >= 8,
-        "is corrupt: {} bytes is shorter than an IDX label header (8 bytes)",
-        bytes.len()
-    );
-    let magic = be_u32(bytes, 0);
-    ensure!(
-        magic == LABEL_MAGIC,
-        "is not an IDX label file: magic number {magic}, expected {LABEL_MAGIC}"
-    );
-    let n = be_u32(bytes, 4);
-    let expected = 8 + n as u64;
-    ensure!(
-        bytes.len() as u64 == expected,
-        "is corrupt: its header promises {n} labels ({expected} bytes) but it has {} bytes",
-        bytes.len()
-    );
-    let labels = &bytes[8..];
-    if let Some(i) = labels.iter().position(|&l| l as usize >= CLASS_NAMES.len()) {
-        bail!(
-            "label {i} is {}; Fashion-MNIST labels are 0 to 9",
-            labels[i]
-        );
-    }
-    Ok(labels)
-}
-
-/// Encodes an IDX image file; the inverse of [`parse_images`] (tests and tools write
-/// synthetic datasets with it).
-pub fn encode_images(pixels: &[u8]) -> Vec<u8> {
-    let n = (pixels.len() / (SIDE * SIDE)) as u32;
-    let mut out = Vec::with_capacity(16 + pixels.len());
-    for v in [IMAGE_MAGIC, n, SIDE as u32, SIDE as u32] {
-        out.extend_from_slice(&v.to_be_bytes());
-    }
-    out.extend_from_slice(pixels);
-    out
-}
-
-/// Encodes an IDX label file; the inverse of [`parse_labels`].
-pub fn encode_labels(labels: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + labels.len());
-    for v in [LABEL_MAGIC, labels.len() as u32] {
-        out.extend_from_slice(&v.to_be_bytes());
-    }
-    out.extend_from_slice(labels);
-    out
+    result.map_err(|e| named(path, e))
 }
 
 /// Writes a dataset in the IDX layout (raw, not gzipped) into `dir`: train and test
@@ -406,7 +351,7 @@ pub fn download(base_url: &str, dir: &Path) -> Result<()> {
         if let Err(err) = result {
             let _ = fs::remove_file(&part);
             return Err(err.context(format!(
-                "downloading {url} into {} failed (the partial file was deleted; rerun to try again)",
+                "downloading {url} into {} failed, and nothing was kept",
                 path.display()
             )));
         }
@@ -419,7 +364,7 @@ pub fn download(base_url: &str, dir: &Path) -> Result<()> {
 fn read_file_as_gz(path: &Path) -> Result<Vec<u8>> {
     let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     read_limited(flate2::read::GzDecoder::new(io::BufReader::new(file)))
-        .context("the download is not a valid gzip file")
+        .map_err(|e| anyhow!("the download {e:#}"))
 }
 
 fn fetch(agent: &ureq::Agent, url: &str, part: &Path) -> Result<()> {
@@ -452,66 +397,6 @@ fn fetch(agent: &ureq::Agent, url: &str, part: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn images(n: u32) -> Vec<u8> {
-        encode_images(&vec![7u8; n as usize * SIDE * SIDE])
-    }
-
-    #[test]
-    fn good_files_parse() {
-        let bytes = images(3);
-        assert_eq!(parse_images(&bytes).unwrap().len(), 3 * 784);
-        let labels = encode_labels(&[0, 9, 4]);
-        assert_eq!(parse_labels(&labels).unwrap(), &[0, 9, 4]);
-    }
-
-    #[test]
-    fn bad_magic_is_named() {
-        let mut bytes = images(1);
-        bytes[3] = 1; // 2049 → a label magic in an image file
-        let err = parse_images(&bytes).unwrap_err().to_string();
-        assert!(err.contains("magic number 2049"), "{err}");
-        let err = parse_labels(&images(1)).unwrap_err().to_string();
-        assert!(err.contains("magic number 2051"), "{err}");
-    }
-
-    #[test]
-    fn truncated_files_are_corrupt() {
-        let bytes = images(2);
-        let err = parse_images(&bytes[..bytes.len() - 1])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("corrupt") && err.contains("2 images"), "{err}");
-        let err = parse_images(&bytes[..10]).unwrap_err().to_string();
-        assert!(err.contains("shorter than an IDX image header"), "{err}");
-        let labels = encode_labels(&[1, 2, 3]);
-        let err = parse_labels(&labels[..9]).unwrap_err().to_string();
-        assert!(err.contains("3 labels"), "{err}");
-    }
-
-    #[test]
-    fn a_header_claiming_four_billion_images_is_refused_without_allocating() {
-        let mut bytes = images(1);
-        bytes[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
-        let err = parse_images(&bytes).unwrap_err().to_string();
-        assert!(err.contains("4294967295 images"), "{err}");
-    }
-
-    #[test]
-    fn wrong_dimensions_are_named() {
-        let mut bytes = images(1);
-        bytes[8..12].copy_from_slice(&32u32.to_be_bytes());
-        let err = parse_images(&bytes).unwrap_err().to_string();
-        assert!(err.contains("32×28"), "{err}");
-    }
-
-    #[test]
-    fn labels_of_ten_or_more_are_refused() {
-        let err = parse_labels(&encode_labels(&[3, 10]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("label 1 is 10"), "{err}");
-    }
 
     #[test]
     fn count_mismatch_names_both_files() {
@@ -552,6 +437,21 @@ mod tests {
         assert!(
             err.contains("train-labels-idx1-ubyte is corrupt") && err.contains("SHA-256"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_gz_file_is_named_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.gz");
+        fs::write(&path, b"<html>not found</html>").unwrap();
+        let err = read_file(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} is corrupt: it does not decompress (invalid gzip header)",
+                path.display()
+            )
         );
     }
 }
