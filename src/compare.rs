@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use crate::plots;
 use crate::run_dir::{self, EpochMetrics, RunConfig};
 
-/// One run's name, config and metrics.
+/// One run's folder (as given), config and metrics.
 pub struct RunSummary {
     pub name: String,
     pub config: RunConfig,
@@ -26,19 +26,12 @@ pub fn read_runs(runs: &[PathBuf]) -> Result<Vec<RunSummary>> {
                 run.display()
             );
             Ok(RunSummary {
-                name: display_name(run),
+                name: run.display().to_string(),
                 config: run_dir::read_config(run)?,
                 metrics,
             })
         })
         .collect()
-}
-
-fn display_name(run: &Path) -> String {
-    run.file_name()
-        .unwrap_or(run.as_os_str())
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// The markdown table: a row per run with its model, epochs, final and best test
