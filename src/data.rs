@@ -41,6 +41,10 @@ pub use idx::{
 /// Where the official files live; `FASHION_MNIST_URL` replaces it (a mirror, or a test).
 pub const OFFICIAL_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com";
 
+/// Seconds a download waits for the server to connect or to send more data, unless
+/// `FASHION_MNIST_TIMEOUT_SECS` says otherwise.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
 /// One of the four files: its name without `.gz`, and the SHA-256 of its decompressed bytes
 /// (the same for upstream's files and Debian's recompressed ones).
 struct IdxFile {
@@ -176,7 +180,8 @@ fn how_to_get() -> String {
          /usr/share/datasets/fashion-mnist; scripts/setup_libtorch.sh does this as root); \
          (2) put the four files in a folder and pass --data-dir DIR or set FASHION_MNIST_DIR; \
          (3) run without --data-dir while {} is reachable and they are downloaded into \
-         data/fashion-mnist (FASHION_MNIST_URL names a mirror).",
+         data/fashion-mnist (FASHION_MNIST_URL names a mirror; FASHION_MNIST_TIMEOUT_SECS \
+         how long to wait for it).",
         download_url()
     )
 }
@@ -322,13 +327,27 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Downloads the four gzipped files from `base_url` into `dir`, each checked against its
-/// SHA-256 before it takes its final name (it is written to `NAME.part` first).
+/// Downloads the four gzipped files, `<base_url>/<stem>.gz`, into `dir`.
+///
+/// Each file is written to `NAME.gz.part`, the SHA-256 of its decompressed bytes is checked,
+/// and only then is it renamed to `NAME.gz`; on any failure the `.part` file is deleted, so
+/// `dir` never holds a file that has not passed the check. Files already in `dir` passed it
+/// when they were renamed and are kept, so a rerun fetches only what is missing.
+///
+/// The server has `FASHION_MNIST_TIMEOUT_SECS` seconds (default 30) to accept the connection
+/// and, at every point after, to send more data: a slow link is fine, a stalled one is an
+/// error that says so.
 pub fn download(base_url: &str, dir: &Path) -> Result<()> {
+    download_with_timeout(base_url, dir, timeout_from_env()?)
+}
+
+/// [`download`] with the time-out given rather than read from `FASHION_MNIST_TIMEOUT_SECS`.
+pub fn download_with_timeout(base_url: &str, dir: &Path, timeout: Duration) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let agent = ureq::AgentBuilder::new()
-        .timeout_connect(Duration::from_secs(15))
-        .timeout_read(Duration::from_secs(30))
+        .timeout_connect(timeout)
+        .timeout_read(timeout)
+        .timeout_write(timeout)
         .build();
     for file in &FILES {
         let name = format!("{}.gz", file.stem);
@@ -338,12 +357,14 @@ pub fn download(base_url: &str, dir: &Path) -> Result<()> {
         }
         let url = format!("{}/{name}", base_url.trim_end_matches('/'));
         let part = dir.join(format!("{name}.part"));
-        let result = fetch(&agent, &url, &part).and_then(|()| {
+        let result = fetch(&agent, &url, &part, timeout).and_then(|()| {
             let bytes = read_file_as_gz(&part)?;
             let got = hex(&Sha256::digest(&bytes));
             ensure!(
                 got == file.sha256,
-                "the content has SHA-256 {got}, expected {}",
+                "its content has SHA-256 {got}, but Fashion-MNIST's {} has {} \
+                 (the server sent another file)",
+                file.stem,
                 file.sha256
             );
             Ok(())
@@ -361,34 +382,113 @@ pub fn download(base_url: &str, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The download time-out: `FASHION_MNIST_TIMEOUT_SECS`, or [`DEFAULT_TIMEOUT_SECS`].
+fn timeout_from_env() -> Result<Duration> {
+    let value = std::env::var_os("FASHION_MNIST_TIMEOUT_SECS");
+    parse_timeout(value.as_ref().map(|v| v.to_string_lossy()).as_deref())
+}
+
+fn parse_timeout(value: Option<&str>) -> Result<Duration> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(Duration::from_secs(DEFAULT_TIMEOUT_SECS)),
+        Some(v) => match v.parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+            _ => bail!(
+                "FASHION_MNIST_TIMEOUT_SECS must be a whole number of seconds above 0, not '{v}'"
+            ),
+        },
+    }
+}
+
 fn read_file_as_gz(path: &Path) -> Result<Vec<u8>> {
     let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     read_limited(flate2::read::GzDecoder::new(io::BufReader::new(file)))
         .map_err(|e| anyhow!("the download {e:#}"))
 }
 
-fn fetch(agent: &ureq::Agent, url: &str, part: &Path) -> Result<()> {
+/// Whether `err` or anything under it is an I/O time-out.
+fn is_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if matches!(
+                io.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
+fn timeout_note(timeout: Duration) -> String {
+    format!(
+        "{} s (the time-out; FASHION_MNIST_TIMEOUT_SECS sets it)",
+        timeout.as_secs()
+    )
+}
+
+fn fetch(agent: &ureq::Agent, url: &str, part: &Path, timeout: Duration) -> Result<()> {
     let response = agent.get(url).call().map_err(|e| match e {
         ureq::Error::Status(code, r) => {
-            anyhow::anyhow!("the server answered {code} {}", r.status_text())
+            anyhow!("the server answered {code} {}", r.status_text())
         }
-        other => anyhow::anyhow!("{other}"),
+        ureq::Error::Transport(t) if is_timeout(&t) => {
+            anyhow!("the server did not answer within {}", timeout_note(timeout))
+        }
+        ureq::Error::Transport(t) => anyhow!("{t}"),
     })?;
     let len = response
         .header("Content-Length")
         .and_then(|v| v.parse::<u64>().ok());
-    let bar = crate::progress::bytes_bar(len, url);
+    let of_len = len.map(|l| format!(" of {l}")).unwrap_or_default();
     let mut out = fs::File::create(part).with_context(|| format!("creating {}", part.display()))?;
-    let mut reader = bar.wrap_read(response.into_reader().take(MAX_FILE_BYTES));
-    let copied = io::copy(&mut reader, &mut out).context("the connection failed or timed out")?;
+    let bar = crate::progress::bytes_bar(len, url);
+    let mut reader = response.into_reader().take(MAX_FILE_BYTES + 1);
+    let mut buf = vec![0u8; 64 << 10];
+    let mut copied = 0u64;
+    let copy = loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => {
+                break Err(anyhow!(
+                    "the server sent {copied}{of_len} bytes, then nothing for {}",
+                    timeout_note(timeout)
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                break Err(anyhow!(
+                    "the server closed the connection after {copied}{of_len} bytes (cut off)"
+                ))
+            }
+            Err(e) => {
+                break Err(anyhow!(
+                    "the connection failed after {copied}{of_len} bytes: {e}"
+                ))
+            }
+        };
+        if let Err(e) = out.write_all(&buf[..n]) {
+            break Err(anyhow!(e).context(format!("writing {}", part.display())));
+        }
+        copied += n as u64;
+        bar.inc(n as u64);
+    };
     bar.finish_and_clear();
+    copy?;
+    ensure!(
+        copied <= MAX_FILE_BYTES,
+        "the server sent more than {MAX_FILE_BYTES} bytes, more than any Fashion-MNIST file"
+    );
     if let Some(len) = len {
         ensure!(
             copied == len,
             "the server sent {copied} of {len} bytes (cut off)"
         );
     }
-    out.flush()?;
     out.sync_all()
         .with_context(|| format!("writing {}", part.display()))?;
     Ok(())
@@ -438,6 +538,20 @@ mod tests {
             err.contains("train-labels-idx1-ubyte is corrupt") && err.contains("SHA-256"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_timeout_comes_from_the_environment_or_defaults_to_30_s() {
+        assert_eq!(parse_timeout(None).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout(Some("")).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_timeout(Some(" 2 ")).unwrap(), Duration::from_secs(2));
+        for bad in ["0", "-1", "1.5", "soon"] {
+            let err = parse_timeout(Some(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("FASHION_MNIST_TIMEOUT_SECS") && err.contains(bad),
+                "{err}"
+            );
+        }
     }
 
     #[test]
