@@ -153,9 +153,13 @@ else
   rm -rf "$STAGING/tools"
   printf '%s\n' "$TORCH_VERSION" >"$STAGING/build-version"
   printf '%s\n' "$STAMP_TEXT" >"$STAGING/.fashion-tch"
-  rm -rf "$DIR"
+  # Swap by renames, so an interruption never leaves a half-deleted $DIR that a rerun would
+  # refuse as "not made by this script": $DIR is either the old layout, absent, or the new.
+  OLD="$DIR.old"
+  rm -rf "$OLD"
+  if [ -e "$DIR" ]; then mv "$DIR" "$OLD"; fi
   mv "$STAGING" "$DIR"
-  rm -rf "$CACHE"
+  rm -rf "$OLD" "$CACHE"
   say "libtorch $TORCH_VERSION ($DEVICE) installed in $DIR ($(du -sh "$DIR" | cut -f1))"
 fi
 
