@@ -344,3 +344,43 @@ fn compare_tables_and_charts_several_runs() {
     // one point per epoch per run
     assert_eq!(count_tags(&chart, "circle"), 2 + 3);
 }
+
+#[test]
+fn a_damaged_run_folder_gets_an_error_naming_the_file_or_the_mismatch() {
+    let dense = trained(DENSE, "1", &["--hidden", "8"]);
+    let cnn = small_cnn("1");
+    let data = dense.data.to_str().unwrap();
+    let evaluate = |run: &Path| {
+        let out = run_bin(EVALUATE, &[run.to_str().unwrap(), "--data-dir", data]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+        stderr(&out)
+    };
+
+    // dense weights under a CNN config
+    std::fs::copy(
+        dense.run.join("model.safetensors"),
+        cnn.run.join("model.safetensors"),
+    )
+    .unwrap();
+    let err = evaluate(&cnn.run);
+    assert!(
+        err.contains("does not fit the model in config.json"),
+        "{err}"
+    );
+
+    // a truncated weights file
+    let weights = dense.run.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let err = evaluate(&dense.run);
+    assert!(err.contains("model.safetensors"), "{err}");
+
+    // a config.json that is not JSON
+    std::fs::write(dense.run.join("config.json"), "{ not json").unwrap();
+    let err = evaluate(&dense.run);
+    assert!(
+        err.contains("config.json is not a valid run config"),
+        "{err}"
+    );
+}
