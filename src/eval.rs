@@ -136,7 +136,7 @@ impl Report {
             })
             .filter(|c| c.count > 0)
             .collect();
-        most_confused.sort_by(|a, b| b.count.cmp(&a.count));
+        most_confused.sort_by_key(|c| std::cmp::Reverse(c.count));
         most_confused.truncate(5);
         Report {
             loss,
