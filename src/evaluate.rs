@@ -1,5 +1,6 @@
 //! `evaluate RUN`: a saved run scored on the test set, with its pictures written into the
-//! run folder: `predictions.svg`, `confusion.svg` and, for a CNN, `filters.svg`.
+//! run folder: `predictions.svg`, `confusion.svg`, `curves.svg` (redrawn from
+//! `metrics.csv`) and, for a CNN, `filters.svg`.
 
 use std::path::{Path, PathBuf};
 
@@ -24,10 +25,15 @@ pub fn evaluate(
     let logits = eval::logits(&loaded.net, &data.test.images);
     let report = Report::from_logits(&logits, &data.test.labels);
 
-    let mut pictures = vec![run.join("predictions.svg"), run.join("confusion.svg")];
+    let mut pictures = vec![
+        run.join("predictions.svg"),
+        run.join("confusion.svg"),
+        run.join("curves.svg"),
+    ];
     let predicted = logits.argmax(-1, false);
     plots::predictions(&pictures[0], &test_predictions(&data.test, &predicted, 25))?;
     plots::confusion(&pictures[1], &report.confusion)?;
+    plots::curves(&pictures[2], &run_dir::read_metrics(run)?)?;
     if let ModelSpec::Cnn { .. } = loaded.config.model {
         let path = run.join("filters.svg");
         plots::filters(&path, &filter_view(&loaded, &data.test)?)?;

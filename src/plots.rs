@@ -42,11 +42,22 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
         let panels = root.split_evenly((1, 2));
         let last = rows.last().map_or(1, |r| r.epoch).max(1);
         type Get = fn(&EpochMetrics) -> f64;
-        let metrics: [(&str, Get, Get); 2] = [
-            ("loss", |r| r.train_loss, |r| r.test_loss),
-            ("accuracy", |r| r.train_accuracy, |r| r.test_accuracy),
+        // the legend goes where the curves are not: loss falls, accuracy rises
+        let metrics: [(&str, Get, Get, SeriesLabelPosition); 2] = [
+            (
+                "loss",
+                |r| r.train_loss,
+                |r| r.test_loss,
+                SeriesLabelPosition::UpperRight,
+            ),
+            (
+                "accuracy",
+                |r| r.train_accuracy,
+                |r| r.test_accuracy,
+                SeriesLabelPosition::LowerRight,
+            ),
         ];
-        for (panel, (name, train, test)) in panels.iter().zip(metrics) {
+        for (panel, (name, train, test, legend)) in panels.iter().zip(metrics) {
             let values = rows.iter().flat_map(|r| [train(r), test(r)]);
             let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
             let pad = ((hi - lo) * 0.1).max(1e-3);
@@ -84,6 +95,7 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             }
             chart
                 .configure_series_labels()
+                .position(legend)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
