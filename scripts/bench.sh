@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Side-by-side speed: fashion-tch's trainers and a plain PyTorch loop (bench/reference.py)
+# with the same models, data, batch size and epochs, one after the other in this one
+# invocation, plus the machine's measured float32 matmul peak.
+#
+#   scripts/bench.sh [EPOCHS]     (default 1 epoch of each; run after setup_libtorch.sh)
+#
+# PyTorch 2.11.0 (the same PyPI wheel the set-up script unpacks) is installed into the
+# git-ignored .bench/venv on first use. The epoch times include scoring the test set,
+# for both sides. Nothing here is a test: no figure is asserted.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+EPOCHS=${1:-1}
+DATA=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+[ -d data/fashion-mnist ] && DATA=data/fashion-mnist
+THREADS=$(lscpu -p=CORE 2>/dev/null | grep -v '^#' | sort -u | wc -l)
+OUT=.bench/logs
+mkdir -p "$OUT"
+
+PY=.bench/venv/bin/python3
+if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
+  echo "bench: installing torch==2.11.0 (and numpy, which it warns without) into .bench/venv (once)"
+  python3 -m venv .bench/venv
+  .bench/venv/bin/pip install --quiet torch==2.11.0 numpy
+fi
+cargo build --release --quiet --bin train_dense --bin train_cnn
+
+# Float32 matmul peak of this machine, as PyTorch (the same libtorch) reaches it.
+PEAK=$("$PY" - "$THREADS" <<'EOF'
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[1]))
+a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+for _ in range(3):
+    a @ b
+best = 0.0
+for _ in range(10):
+    t = time.perf_counter(); a @ b; dt = time.perf_counter() - t
+    best = max(best, 2 * 2048**3 / dt / 1e9)
+print(f"{best:.1f}")
+EOF
+)
+
+# Seconds per epoch: the mean over the epochs of a log (ours and the reference's lines).
+seconds() {
+  awk '/^epoch/ { for (i = 1; i <= NF; i++) if ($i == "s") { s += $(i - 1); n++ } }
+       / seconds / { for (i = 1; i <= NF; i++) if ($i == "seconds") { s += $(i + 1); n++ } }
+       END { printf "%.2f", s / n }' "$1"
+}
+
+run_ours() { # model
+  ./target/release/train_"$1" --epochs "$EPOCHS" --device cpu --threads "$THREADS" \
+    --data-dir "$DATA" --out "$OUT/run-$1-$$" --quiet >"$OUT/ours-$1.log"
+  rm -rf "$OUT/run-$1-$$"
+  seconds "$OUT/ours-$1.log"
+}
+run_torch() { # model, extra flags
+  "$PY" bench/reference.py --model "$1" --epochs "$EPOCHS" --threads "$THREADS" \
+    --data-dir "$DATA" "${@:2}" >"$OUT/torch-$1${2:-}.log"
+  seconds "$OUT/torch-$1${2:-}.log"
+}
+
+# MFLOP per training image (forward, backward for inputs and weights: about 3x forward).
+declare -A MFLOP=([dense]=0.61 [cnn]=25.4)
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $THREADS cores; matmul peak $PEAK GFLOP/s"
+echo "epochs: $EPOCHS of 60,000 images at batch 32 (+ scoring 10,000 test images)"
+echo
+echo "| model | fashion-tch s/epoch | PyTorch s/epoch | PyTorch channels-last | ours / best PyTorch | ours images/s | ours % of peak |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for model in dense cnn; do
+  ours=$(run_ours "$model")
+  torch=$(run_torch "$model")
+  if [ "$model" = cnn ]; then cl=$(run_torch "$model" --channels-last); else cl="–"; fi
+  best=$(awk -v a="$torch" -v b="$cl" 'BEGIN { if (b != "–" && b < a) a = b; print a }')
+  awk -v m="$model" -v o="$ours" -v t="$torch" -v c="$cl" -v b="$best" -v f="${MFLOP[$model]}" -v p="$PEAK" \
+    'BEGIN { ips = 60000 / o; printf "| %s | %.2f | %.2f | %s | %.2f | %.0f | %.0f%% |\n", m, o, t, c, o / b, ips, 100 * ips * f / 1000 / p }'
+done
+echo
+echo "logs in $OUT/"
