@@ -161,28 +161,30 @@ fn cuda_on_a_machine_without_it_is_a_clear_error_before_any_work() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
-    let result = run_bin(
-        CNN,
-        &[
-            "--device",
-            "cuda",
-            "--data-dir",
-            "/nonexistent",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(result.status.code(), Some(1));
-    let err = stderr(&result);
-    assert!(
-        err.contains("--device cuda:0: CUDA is not available"),
-        "{err}"
-    );
-    assert!(err.contains("setup_libtorch.sh --device cuda"), "{err}");
-    assert!(
-        !out.exists(),
-        "a run folder was made before the device check"
-    );
+    for device in ["cuda", "cuda:3"] {
+        let result = run_bin(
+            CNN,
+            &[
+                "--device",
+                device,
+                "--data-dir",
+                "/nonexistent",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(result.status.code(), Some(1));
+        let err = stderr(&result);
+        assert!(err.contains(": CUDA is not available"), "{device}: {err}");
+        assert!(
+            err.contains("setup_libtorch.sh --device cuda"),
+            "{device}: {err}"
+        );
+        assert!(
+            !out.exists(),
+            "a run folder was made before the device check"
+        );
+    }
 }
 
 #[test]
