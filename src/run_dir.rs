@@ -130,9 +130,15 @@ impl RunDir {
     /// Saves the weights as `model.safetensors`, through a temporary file and a rename.
     pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
         let path = self.path.join("model.safetensors");
-        // VarStore::save picks the format by the extension, so the temporary name keeps it.
         let tmp = self.path.join(".model.tmp.safetensors");
-        vs.save(&tmp)
+        // safetensors holds contiguous data; the CNN's CPU weights are channels-last.
+        let mut vars: Vec<(String, tch::Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(name, t)| (name, t.contiguous()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        tch::Tensor::write_safetensors(&vars, &tmp)
             .with_context(|| format!("writing {}", tmp.display()))?;
         File::open(&tmp)
             .and_then(|f| f.sync_all())
