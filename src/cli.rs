@@ -217,7 +217,8 @@ pub fn parse_filters(s: &str) -> Result<[i64; 2], String> {
 
 /// Runs a binary's body: prints its error chain on one line and exits 1 (130 after
 /// Ctrl-C, as shells expect). libtorch reports its own failures (out of GPU memory, a
-/// driver fault) as Rust panics; they end the same way, with the message and no backtrace.
+/// driver fault) as Rust panics, and so does printing into a closed pipe; they end the
+/// same way, with the message and no backtrace.
 pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     match std::panic::catch_unwind(body) {
@@ -236,7 +237,7 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown failure");
-            eprintln!("error: libtorch failed: {msg}");
+            eprintln!("error: {msg} (an unexpected failure)");
             ExitCode::FAILURE
         }
     }

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::BitMapElement;
 use plotters::prelude::*;
@@ -78,20 +79,7 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
             for (label, get, color) in [("train", train, BLUE), ("test", test, RED)] {
                 let points: Vec<(f64, f64)> =
                     rows.iter().map(|r| (r.epoch as f64, get(r))).collect();
-                chart
-                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                    .map_err(plot_error)?
-                    .label(label)
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
-                chart
-                    .draw_series(
-                        points
-                            .into_iter()
-                            .map(|p| Circle::new(p, 3, color.filled())),
-                    )
-                    .map_err(plot_error)?;
+                series(&mut chart, points, label, color.to_rgba())?;
             }
             chart
                 .configure_series_labels()
@@ -103,6 +91,25 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
         }
         Ok(())
     })
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One labelled series on a chart: a line with a dot at each epoch.
+fn series(chart: &mut Chart, points: Vec<(f64, f64)>, label: &str, color: RGBAColor) -> Result<()> {
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+        .map_err(plot_error)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+    chart
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 3, color.filled())),
+        )
+        .map_err(plot_error)?;
+    Ok(())
 }
 
 /// `compare.svg`: test accuracy per epoch of several runs on one chart.
@@ -141,20 +148,7 @@ pub fn compare(path: &Path, runs: &[(String, Vec<EpochMetrics>)]) -> Result<()> 
                 .iter()
                 .map(|r| (r.epoch as f64, r.test_accuracy))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(plot_error)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    points
-                        .into_iter()
-                        .map(|p| Circle::new(p, 3, color.filled())),
-                )
-                .map_err(plot_error)?;
+            series(&mut chart, points, name, color)?;
         }
         chart
             .configure_series_labels()
