@@ -86,14 +86,6 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// The same split on another device.
-    pub fn to_device(&self, device: Device) -> Split {
-        Split {
-            images: self.images.to_device(device),
-            labels: self.labels.to_device(device),
-        }
-    }
 }
 
 /// The training and test splits.
