@@ -176,7 +176,8 @@ impl CommonArgs {
     }
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
+/// Parses a number above 0 (`--lr`).
+pub fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         Ok(_) => Err(format!("{s} is not above 0")),

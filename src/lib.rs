@@ -12,6 +12,7 @@
 //! - [`compare`]: several runs side by side (the `compare` binary);
 //! - [`run_dir`]: a run folder's `config.json`, `metrics.csv` and `model.safetensors`;
 //! - [`plots`]: the SVG pictures;
+//! - [`sweep`]: layer sizes and epoch counts compared (the `sweep` binary);
 //! - [`predict`]: images to network inputs, and top classes (the `predict` binary);
 //! - [`progress`]: progress bars.
 
@@ -26,4 +27,5 @@ pub mod plots;
 pub mod predict;
 pub mod progress;
 pub mod run_dir;
+pub mod sweep;
 pub mod train;

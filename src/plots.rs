@@ -161,6 +161,87 @@ pub fn compare(path: &Path, runs: &[(String, Vec<EpochMetrics>)]) -> Result<()> 
     })
 }
 
+/// `sweep.svg`: accuracy against size, a colour per epoch count: test accuracy solid,
+/// train accuracy dashed, so the overfitting gap between them shows.
+pub fn sweep(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<()> {
+    let mut sizes: Vec<&str> = Vec::new();
+    let mut epochs: Vec<u32> = Vec::new();
+    for r in rows {
+        if !sizes.contains(&r.size.as_str()) {
+            sizes.push(&r.size);
+        }
+        if !epochs.contains(&r.epochs) {
+            epochs.push(r.epochs);
+        }
+    }
+    svg(path, (900, 520), |root| {
+        let accs = rows
+            .iter()
+            .flat_map(|r| [r.train_accuracy, r.test_accuracy]);
+        let (lo, hi) = accs.fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let labels = sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "accuracy against size (test solid, train dashed)",
+                ("sans-serif", 20),
+            )
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                -0.5..sizes.len() as f64 - 0.5,
+                (lo - pad)..(hi + pad).min(1.0),
+            )
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("size")
+            .y_desc("accuracy")
+            .x_labels(sizes.len())
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()
+            .map_err(plot_error)?;
+        for (i, &e) in epochs.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let at = |get: fn(&crate::sweep::SweepRow) -> f64| -> Vec<(f64, f64)> {
+                rows.iter()
+                    .filter(|r| r.epochs == e)
+                    .map(|r| {
+                        let x = sizes.iter().position(|s| *s == r.size).unwrap_or(0);
+                        (x as f64, get(r))
+                    })
+                    .collect()
+            };
+            let epochs_label = format!("{e} epoch{}", if e == 1 { "" } else { "s" });
+            series(&mut chart, at(|r| r.test_accuracy), &epochs_label, color)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    at(|r| r.train_accuracy),
+                    6,
+                    4,
+                    color.stroke_width(1),
+                ))
+                .map_err(plot_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_error)?;
+        Ok(())
+    })
+}
+
 /// One labelled image of [`predictions`].
 pub struct Prediction {
     /// 28×28 grey levels in [0, 1], light garment on a dark background.
