@@ -37,6 +37,14 @@ fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
 }
 
+/// The span of `values` with a tenth of it added above and below (at least 0.001), the
+/// top no higher than `cap` (1.0 for accuracies).
+fn padded_range(values: impl Iterator<Item = f64>, cap: f64) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = ((hi - lo) * 0.1).max(1e-3);
+    (lo - pad)..(hi + pad).min(cap)
+}
+
 /// `curves.svg`: loss and accuracy per epoch, train and test, side by side.
 pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     svg(path, (960, 400), |root| {
@@ -60,14 +68,13 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
         ];
         for (panel, (name, train, test, legend)) in panels.iter().zip(metrics) {
             let values = rows.iter().flat_map(|r| [train(r), test(r)]);
-            let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-            let pad = ((hi - lo) * 0.1).max(1e-3);
+            let y = padded_range(values, f64::MAX);
             let mut chart = ChartBuilder::on(panel)
                 .caption(name, ("sans-serif", 20))
                 .margin(12)
                 .x_label_area_size(36)
                 .y_label_area_size(56)
-                .build_cartesian_2d(0.5..last as f64 + 0.5, (lo - pad)..(hi + pad))
+                .build_cartesian_2d(0.5..last as f64 + 0.5, y)
                 .map_err(plot_error)?;
             chart
                 .configure_mesh()
@@ -125,14 +132,13 @@ pub fn compare(path: &Path, runs: &[(String, Vec<EpochMetrics>)]) -> Result<()> 
         let accs = runs
             .iter()
             .flat_map(|(_, r)| r.iter().map(|m| m.test_accuracy));
-        let (lo, hi) = accs.fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let y = padded_range(accs, 1.0);
         let mut chart = ChartBuilder::on(root)
             .caption("test accuracy per epoch", ("sans-serif", 22))
             .margin(14)
             .x_label_area_size(36)
             .y_label_area_size(60)
-            .build_cartesian_2d(0.5..last as f64 + 0.5, (lo - pad)..(hi + pad).min(1.0))
+            .build_cartesian_2d(0.5..last as f64 + 0.5, y)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
@@ -178,8 +184,7 @@ pub fn sweep(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<()> {
         let accs = rows
             .iter()
             .flat_map(|r| [r.train_accuracy, r.test_accuracy]);
-        let (lo, hi) = accs.fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let pad = ((hi - lo) * 0.1).max(1e-3);
+        let y = padded_range(accs, 1.0);
         let labels = sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut chart = ChartBuilder::on(root)
             .caption(
@@ -189,10 +194,7 @@ pub fn sweep(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<()> {
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(
-                -0.5..sizes.len() as f64 - 0.5,
-                (lo - pad)..(hi + pad).min(1.0),
-            )
+            .build_cartesian_2d(-0.5..sizes.len() as f64 - 0.5, y)
             .map_err(plot_error)?;
         chart
             .configure_mesh()
