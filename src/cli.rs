@@ -218,8 +218,9 @@ pub fn parse_filters(s: &str) -> Result<[i64; 2], String> {
 
 /// Runs a binary's body: prints its error chain on one line and exits 1 (130 after
 /// Ctrl-C, as shells expect). libtorch reports its own failures (out of GPU memory, a
-/// driver fault) as Rust panics, and so does printing into a closed pipe; they end the
-/// same way, with the message and no backtrace.
+/// driver fault) as Rust panics; they end the same way, with the message and no
+/// backtrace. Printing into a closed pipe (`… | head`) panics too, and ends quietly with
+/// status 141, as a shell tool killed by SIGPIPE would.
 pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -> ExitCode {
     std::panic::set_hook(Box::new(|_| {}));
     match std::panic::catch_unwind(body) {
@@ -238,6 +239,10 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown failure");
+            if msg.contains("Broken pipe") {
+                // the reader went away (`… | head`): end quietly, as a shell tool does
+                return ExitCode::from(141);
+            }
             eprintln!("error: {msg} (an unexpected failure)");
             ExitCode::FAILURE
         }

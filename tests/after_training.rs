@@ -384,3 +384,22 @@ fn a_damaged_run_folder_gets_an_error_naming_the_file_or_the_mismatch() {
         "{err}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // `compare RUN | head -1`: here the reader is gone before compare prints (it spends
+    // its first few hundred milliseconds loading libtorch)
+    let t = trained(DENSE, "1", &["--hidden", "8"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(COMPARE)
+        .args([t.run.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("c.svg"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
