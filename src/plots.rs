@@ -66,7 +66,7 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
                 SeriesLabelPosition::LowerRight,
             ),
         ];
-        for (panel, (name, train, test, legend)) in panels.iter().zip(metrics) {
+        for (panel, (name, train, test, legend_at)) in panels.iter().zip(metrics) {
             let values = rows.iter().flat_map(|r| [train(r), test(r)]);
             let y = padded_range(values, f64::MAX);
             let mut chart = ChartBuilder::on(panel)
@@ -88,13 +88,7 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
                     rows.iter().map(|r| (r.epoch as f64, get(r))).collect();
                 series(&mut chart, points, label, color.to_rgba())?;
             }
-            chart
-                .configure_series_labels()
-                .position(legend)
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_error)?;
+            legend(&mut chart, legend_at)?;
         }
         Ok(())
     })
@@ -117,6 +111,17 @@ fn series(chart: &mut Chart, points: Vec<(f64, f64)>, label: &str, color: RGBACo
         )
         .map_err(plot_error)?;
     Ok(())
+}
+
+/// The series' legend in a framed, half-transparent box at `position`.
+fn legend<'a>(chart: &mut Chart<'a, 'a>, position: SeriesLabelPosition) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_error)
 }
 
 /// `compare.svg`: test accuracy per epoch of several runs on one chart.
@@ -156,13 +161,7 @@ pub fn compare(path: &Path, runs: &[(String, Vec<EpochMetrics>)]) -> Result<()> 
                 .collect();
             series(&mut chart, points, name, color)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }
@@ -233,13 +232,7 @@ pub fn sweep(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<()> {
                 ))
                 .map_err(plot_error)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_error)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }
