@@ -21,7 +21,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "128",
           value_parser = clap::value_parser!(i64).range(1..))]
     hidden: Vec<i64>,
-    /// CNN filter pairs to try, separated by ';' (quote it): "16,32;32,64"
+    /// CNN filter lists to try, separated by ';' (quote it): "16,32;32,64"
     #[arg(long, default_value = "32,64", value_parser = parse_filter_list)]
     filters: FilterList,
     /// Epoch counts to report, comma-separated; one run per size trains to the largest
@@ -50,7 +50,7 @@ struct Cli {
 }
 
 #[derive(Clone)]
-struct FilterList(Vec<[i64; 2]>);
+struct FilterList(Vec<Vec<i64>>);
 
 fn parse_filter_list(s: &str) -> Result<FilterList, String> {
     s.split(';')
@@ -71,10 +71,10 @@ fn main() -> ExitCode {
             .filters
             .0
             .iter()
-            .flat_map(|&filters| {
+            .flat_map(|filters| {
                 args.hidden
                     .iter()
-                    .map(move |&hidden| ModelSpec::Cnn { filters, hidden })
+                    .map(move |&hidden| ModelSpec::cnn(filters.clone(), hidden))
             })
             .collect(),
     };
@@ -90,6 +90,7 @@ fn main() -> ExitCode {
     let options = SweepOptions {
         base: TrainOptions {
             model: models[0].clone(),
+            recipe: Default::default(),
             epochs: 1,
             batch_size: args.batch_size as usize,
             learning_rate: args.lr,

@@ -20,5 +20,5 @@ fn main() -> ExitCode {
     let model = ModelSpec::Dense {
         hidden: args.hidden.unwrap_or(128),
     };
-    cli::train_and_report(&args.common, model, args.hidden.is_some(), 5)
+    cli::train_and_report(&args.common, None, model, args.hidden.is_some(), 5)
 }

@@ -8,7 +8,8 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use crate::device::DeviceChoice;
-use crate::models::ModelSpec;
+use crate::models::{ModelSpec, MAX_BLOCKS};
+use crate::recipe::Recipe;
 use crate::run_dir;
 use crate::train::{Interrupted, TrainOptions};
 
@@ -19,11 +20,12 @@ pub struct TrainArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
 
-    /// Images per optimisation step [default: 32]
+    /// Images per optimisation step [default: 32; 128 with --recipe strong]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: Option<u32>,
 
-    /// Adam's learning rate, above 0 [default: 0.001]
+    /// Adam's learning rate, above 0; with --recipe strong, the peak of its one-cycle
+    /// schedule [default: 0.001; 0.005 with --recipe strong]
     #[arg(long, value_parser = positive_f64)]
     pub lr: Option<f64>,
 
@@ -39,8 +41,8 @@ pub struct TrainArgs {
 
     /// Continue the run in DIR from its weights and epoch count, appending to its
     /// metrics.csv; --epochs is then the number of further epochs (without it, an
-    /// interrupted run finishes its planned epochs). The model, batch size and learning
-    /// rate are the run's own. Adam's moment estimates start afresh (tch cannot save them)
+    /// interrupted run finishes its planned epochs). The model, recipe, batch size and
+    /// learning rate are the run's own. Adam's moment estimates start afresh (tch cannot save them)
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
 
@@ -94,21 +96,25 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     /// The library's options for training `model` (`model_flags`: whether the user gave
-    /// flags that shape it), `default_epochs` unless --epochs. With --resume, the run's
-    /// own config fills in what the flags leave open, and flags that contradict it are
-    /// refused.
+    /// flags that shape it) with `recipe` (None: not given, the lesson's),
+    /// `default_epochs` unless --epochs. With --resume, the run's own config fills in what
+    /// the flags leave open, and flags that contradict it are refused.
     pub fn train_options(
         &self,
+        recipe: Option<Recipe>,
         model: ModelSpec,
         model_flags: bool,
         default_epochs: u32,
     ) -> Result<TrainOptions> {
         let t = &self.train;
+        let given_recipe = recipe;
+        let recipe = recipe.unwrap_or_default();
         let mut options = TrainOptions {
             model,
+            recipe,
             epochs: t.epochs.unwrap_or(default_epochs),
-            batch_size: t.batch_size.unwrap_or(32) as usize,
-            learning_rate: t.lr.unwrap_or(1e-3),
+            batch_size: t.batch_size.map_or(recipe.batch_size(), |b| b as usize),
+            learning_rate: t.lr.unwrap_or(recipe.learning_rate()),
             seed: t.seed,
             device: self.device.device,
             threads: self.device.threads.map(|n| n as usize),
@@ -144,6 +150,9 @@ impl CommonArgs {
                 format!("{:?}", config.model),
             ));
         }
+        if let Some(r) = given_recipe.filter(|&r| r != config.recipe) {
+            return Err(refuse("--recipe", r.to_string(), config.recipe.to_string()));
+        }
         if let Some(b) = t.batch_size.filter(|&b| b as usize != config.batch_size) {
             return Err(refuse(
                 "--batch-size",
@@ -167,6 +176,7 @@ impl CommonArgs {
             ),
         };
         options.model = config.model;
+        options.recipe = config.recipe;
         options.batch_size = config.batch_size;
         options.learning_rate = config.learning_rate;
         options.seed = config.seed;
@@ -185,16 +195,17 @@ pub fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A trainer binary's body: train `model` (`model_flags`: whether flags shaped it), then
-/// print the final test accuracy and where the run is kept.
+/// A trainer binary's body: train `model` (`model_flags`: whether flags shaped it) with
+/// `recipe`, then print the final test accuracy and where the run is kept.
 pub fn train_and_report(
     common: &CommonArgs,
+    recipe: Option<Recipe>,
     model: ModelSpec,
     model_flags: bool,
     default_epochs: u32,
 ) -> ExitCode {
     run(|| {
-        let options = common.train_options(model, model_flags, default_epochs)?;
+        let options = common.train_options(recipe, model, model_flags, default_epochs)?;
         let report = crate::train::train(&options)?;
         println!(
             "test accuracy {:.4}; run saved in {}",
@@ -205,15 +216,21 @@ pub fn train_and_report(
     })
 }
 
-/// Parses `--filters FIRST,SECOND` (two positive counts).
-pub fn parse_filters(s: &str) -> Result<[i64; 2], String> {
-    let parts: Vec<_> = s.split(',').map(|p| p.trim().parse::<i64>()).collect();
-    match parts[..] {
-        [Ok(a), Ok(b)] if a > 0 && b > 0 => Ok([a, b]),
-        _ => Err(format!(
-            "'{s}' is not two positive filter counts like 32,64"
-        )),
+/// Parses `--filters 32,64`: the filters of each convolution block, one to four
+/// positive counts.
+pub fn parse_filters(s: &str) -> Result<Vec<i64>, String> {
+    let counts: Vec<i64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| n > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("'{s}' is not a list of positive filter counts like 32,64"))?;
+    if counts.len() > MAX_BLOCKS {
+        return Err(format!(
+            "'{s}' has {} blocks; at most {MAX_BLOCKS} fit a 28-pixel image (each halves it)",
+            counts.len()
+        ));
     }
+    Ok(counts)
 }
 
 /// Runs a binary's body: prints its error chain on one line and exits 1 (130 after
@@ -269,10 +286,25 @@ mod tests {
         let cli = parse(&[]).unwrap();
         let o = cli
             .common
-            .train_options(ModelSpec::LESSON_CNN, false, 10)
+            .train_options(None, ModelSpec::lesson_cnn(), false, 10)
             .unwrap();
         assert_eq!((o.epochs, o.batch_size, o.learning_rate), (10, 32, 1e-3));
         assert_eq!(o.device, DeviceChoice::Auto);
+    }
+
+    #[test]
+    fn filters_are_one_to_four_positive_counts() {
+        assert_eq!(parse_filters("32,64"), Ok(vec![32, 64]));
+        assert_eq!(parse_filters("16, 32,64"), Ok(vec![16, 32, 64]));
+        for bad in ["", "x", "32,0", "32,-1", "32,,64"] {
+            let err = parse_filters(bad).unwrap_err();
+            assert!(
+                err.contains("not a list of positive filter counts"),
+                "{bad}: {err}"
+            );
+        }
+        let err = parse_filters("8,8,8,8,8").unwrap_err();
+        assert!(err.contains("at most 4"), "{err}");
     }
 
     #[test]

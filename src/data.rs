@@ -86,6 +86,17 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The first `len - n` examples and the last `n`, as two splits (views, no copy).
+    /// Keras' `validation_split` holds out the end of the set the same way.
+    pub fn split_off_last(&self, n: i64) -> (Split, Split) {
+        let keep = self.len() - n;
+        let part = |start, len| Split {
+            images: self.images.narrow(0, start, len),
+            labels: self.labels.narrow(0, start, len),
+        };
+        (part(0, keep), part(keep, n))
+    }
 }
 
 /// The training and test splits.

@@ -5,6 +5,8 @@
 //! - [`data`]: finding, downloading, checking and parsing the four IDX files;
 //! - [`models`]: the model specs and how each builds its network;
 //! - [`train`]: the training loop;
+//! - [`recipe`]: the lesson's way of training, and the strong recipe's augmentation,
+//!   schedule and optimiser;
 //! - [`eval`]: scoring a network on a split: loss, accuracy, per-class figures, confusion;
 //! - [`evaluate`]: a saved run scored and drawn (the `evaluate` binary);
 //! - [`device`]: `--device` and `--threads`;
@@ -26,6 +28,7 @@ pub mod models;
 pub mod plots;
 pub mod predict;
 pub mod progress;
+pub mod recipe;
 pub mod run_dir;
 pub mod sweep;
 pub mod train;

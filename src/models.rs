@@ -6,25 +6,55 @@ use tch::nn;
 
 /// A network, as the lesson builds it. Inputs are `[b, 1, 28, 28]`, outputs `[b, 10]`
 /// logits (the softmax is in the loss).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelSpec {
     /// Flatten → Linear(784, hidden) → ReLU → Linear(hidden, 10).
     Dense { hidden: i64 },
-    /// Two blocks of Conv2d(3×3, same padding) → ReLU → MaxPool(2×2, stride 2), with
-    /// `filters[0]` then `filters[1]` channels, then Flatten → Linear(·, hidden) → ReLU →
-    /// Linear(hidden, 10).
-    Cnn { filters: [i64; 2], hidden: i64 },
+    /// A block per entry of `filters`: Conv2d(3×3, same padding) → [BatchNorm] → ReLU →
+    /// MaxPool(2×2, stride 2); then Flatten → [Dropout] → Linear(·, hidden) → ReLU →
+    /// [Dropout] → Linear(hidden, 10). The lesson's has two blocks, no batch norm and no
+    /// dropout; the strong recipe's (`crate::recipe`) adds them.
+    Cnn {
+        filters: Vec<i64>,
+        hidden: i64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        batch_norm: bool,
+        /// The probability of zeroing an input of each dense layer while training.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropout: f64,
+    },
 }
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+fn is_zero(p: &f64) -> bool {
+    *p == 0.0
+}
+
+/// Most convolution blocks a network may have: each halves the 28-pixel side.
+pub const MAX_BLOCKS: usize = 4;
 
 impl ModelSpec {
     /// The lesson's dense network (128 hidden units).
     pub const LESSON_DENSE: ModelSpec = ModelSpec::Dense { hidden: 128 };
+
+    /// A CNN as the lesson builds it: no batch norm, no dropout.
+    pub fn cnn(filters: Vec<i64>, hidden: i64) -> ModelSpec {
+        ModelSpec::Cnn {
+            filters,
+            hidden,
+            batch_norm: false,
+            dropout: 0.0,
+        }
+    }
+
     /// The lesson's CNN (32 and 64 filters, 128 hidden units).
-    pub const LESSON_CNN: ModelSpec = ModelSpec::Cnn {
-        filters: [32, 64],
-        hidden: 128,
-    };
+    pub fn lesson_cnn() -> ModelSpec {
+        ModelSpec::cnn(vec![32, 64], 128)
+    }
 
     /// Short name: `dense` or `cnn` (used for run folder names).
     pub fn name(&self) -> &'static str {
@@ -43,29 +73,49 @@ impl ModelSpec {
                 .add_fn(|xs| xs.relu())
                 .add(nn::linear(vs / "fc2", hidden, 10, Default::default())),
             ModelSpec::Cnn {
-                filters: [f1, f2],
+                ref filters,
                 hidden,
+                batch_norm,
+                dropout,
             } => {
                 let same = nn::ConvConfig {
                     padding: 1,
+                    // batch norm's shift does a bias's work
+                    bias: !batch_norm,
                     ..Default::default()
                 };
-                let conv = |name: &str, c_in: i64, c_out: i64| {
-                    let conv = nn::conv2d(vs / name, c_in, c_out, 3, same);
+                let mut net = nn::seq_t();
+                let (mut channels, mut side) = (1, 28);
+                for (i, &out) in filters.iter().enumerate() {
+                    let conv = nn::conv2d(vs / format!("conv{}", i + 1), channels, out, 3, same);
                     if vs.device() == tch::Device::Cpu {
                         channels_last(&conv.ws);
                     }
-                    conv
+                    net = net.add(conv); // [b, out, side, side]
+                    if batch_norm {
+                        let bn =
+                            nn::batch_norm2d(vs / format!("bn{}", i + 1), out, Default::default());
+                        net = net.add(bn);
+                    }
+                    net = net.add_fn(|xs| xs.relu().max_pool2d_default(2)); // [b, out, side/2, side/2]
+                    (channels, side) = (out, side / 2);
+                }
+                let drop = |net: nn::SequentialT| {
+                    if dropout == 0.0 {
+                        net
+                    } else {
+                        net.add_fn_t(move |xs, train| xs.dropout(dropout, train))
+                    }
                 };
-                nn::seq_t()
-                    .add(conv("conv1", 1, f1)) // [b, f1, 28, 28]
-                    .add_fn(|xs| xs.relu().max_pool2d_default(2)) // [b, f1, 14, 14]
-                    .add(conv("conv2", f1, f2)) // [b, f2, 14, 14]
-                    .add_fn(|xs| xs.relu().max_pool2d_default(2)) // [b, f2, 7, 7]
-                    .add_fn(|xs| xs.flatten(1, -1)) // [b, f2 * 49]
-                    .add(nn::linear(vs / "fc1", f2 * 49, hidden, Default::default()))
-                    .add_fn(|xs| xs.relu())
-                    .add(nn::linear(vs / "fc2", hidden, 10, Default::default()))
+                let net = drop(net.add_fn(|xs| xs.flatten(1, -1))) // [b, channels * side²]
+                    .add(nn::linear(
+                        vs / "fc1",
+                        channels * side * side,
+                        hidden,
+                        Default::default(),
+                    ))
+                    .add_fn(|xs| xs.relu());
+                drop(net).add(nn::linear(vs / "fc2", hidden, 10, Default::default()))
             }
         }
     }
@@ -105,7 +155,7 @@ mod tests {
         // Keras' model.summary() for the lesson: 101,770 (dense) and 421,642 (CNN).
         for (spec, count) in [
             (ModelSpec::LESSON_DENSE, 101_770),
-            (ModelSpec::LESSON_CNN, 421_642),
+            (ModelSpec::lesson_cnn(), 421_642),
         ] {
             let vs = nn::VarStore::new(Device::Cpu);
             let net = spec.build(&vs.root());
@@ -121,17 +171,48 @@ mod tests {
     #[test]
     fn cnn_weights_on_the_cpu_are_channels_last() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = ModelSpec::LESSON_CNN.build(&vs.root());
+        let _net = ModelSpec::lesson_cnn().build(&vs.root());
         let vars = vs.variables();
         assert_eq!(vars["conv1.weight"].stride(), [9, 1, 3, 1]);
         assert_eq!(vars["conv2.weight"].stride(), [288, 1, 96, 32]);
     }
 
     #[test]
+    fn dropout_acts_in_training_only() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let spec = ModelSpec::Cnn {
+            filters: vec![4, 8, 8],
+            hidden: 16,
+            batch_norm: true,
+            dropout: 0.5,
+        };
+        let net = spec.build(&vs.root());
+        let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let (a, b) = (net.forward_t(&xs, false), net.forward_t(&xs, false));
+        assert!(a.equal(&b), "evaluation must not drop anything");
+        let (c, d) = (net.forward_t(&xs, true), net.forward_t(&xs, true));
+        assert!(
+            !c.allclose(&d, 1e-6, 1e-6, false),
+            "training must drop at random"
+        );
+        assert_eq!(a.size(), [8, 10]);
+    }
+
+    #[test]
     fn spec_round_trips_through_json() {
-        let json = serde_json::to_string(&ModelSpec::LESSON_CNN).unwrap();
+        // the lesson's CNN is written as before batch norm and dropout existed
+        let json = serde_json::to_string(&ModelSpec::lesson_cnn()).unwrap();
         assert_eq!(json, r#"{"kind":"cnn","filters":[32,64],"hidden":128}"#);
         let back: ModelSpec = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, ModelSpec::LESSON_CNN);
+        assert_eq!(back, ModelSpec::lesson_cnn());
+        let strong = ModelSpec::Cnn {
+            filters: vec![32, 64, 128],
+            hidden: 128,
+            batch_norm: true,
+            dropout: 0.3,
+        };
+        let back: ModelSpec =
+            serde_json::from_str(&serde_json::to_string(&strong).unwrap()).unwrap();
+        assert_eq!(back, strong);
     }
 }

@@ -45,29 +45,35 @@ fn padded_range(values: impl Iterator<Item = f64>, cap: f64) -> std::ops::Range<
     (lo - pad)..(hi + pad).min(cap)
 }
 
-/// `curves.svg`: loss and accuracy per epoch, train and test, side by side.
+/// `curves.svg`: loss and accuracy per epoch, train and test (and validation accuracy,
+/// where the run held images out), side by side.
 pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     svg(path, (960, 400), |root| {
         let panels = root.split_evenly((1, 2));
         let last = rows.last().map_or(1, |r| r.epoch).max(1);
-        type Get = fn(&EpochMetrics) -> f64;
+        type Get = fn(&EpochMetrics) -> Option<f64>;
         // the legend goes where the curves are not: loss falls, accuracy rises
-        let metrics: [(&str, Get, Get, SeriesLabelPosition); 2] = [
+        let metrics: [(&str, [Get; 3], SeriesLabelPosition); 2] = [
             (
                 "loss",
-                |r| r.train_loss,
-                |r| r.test_loss,
+                [|r| Some(r.train_loss), |r| Some(r.test_loss), |_| None],
                 SeriesLabelPosition::UpperRight,
             ),
             (
                 "accuracy",
-                |r| r.train_accuracy,
-                |r| r.test_accuracy,
+                [
+                    |r| Some(r.train_accuracy),
+                    |r| Some(r.test_accuracy),
+                    |r| r.validation_accuracy,
+                ],
                 SeriesLabelPosition::LowerRight,
             ),
         ];
-        for (panel, (name, train, test, legend_at)) in panels.iter().zip(metrics) {
-            let values = rows.iter().flat_map(|r| [train(r), test(r)]);
+        for (panel, (name, getters, legend_at)) in panels.iter().zip(metrics) {
+            let values = rows
+                .iter()
+                .flat_map(|r| getters.map(|get| get(r)))
+                .flatten();
             let y = padded_range(values, f64::MAX);
             let mut chart = ChartBuilder::on(panel)
                 .caption(name, ("sans-serif", 20))
@@ -83,10 +89,15 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
                 .x_label_formatter(&|x| format!("{x:.0}"))
                 .draw()
                 .map_err(plot_error)?;
-            for (label, get, color) in [("train", train, BLUE), ("test", test, RED)] {
-                let points: Vec<(f64, f64)> =
-                    rows.iter().map(|r| (r.epoch as f64, get(r))).collect();
-                series(&mut chart, points, label, color.to_rgba())?;
+            let labels = [("train", BLUE), ("test", RED), ("validation", GREEN)];
+            for ((label, color), get) in labels.into_iter().zip(getters) {
+                let points: Vec<(f64, f64)> = rows
+                    .iter()
+                    .filter_map(|r| Some((r.epoch as f64, get(r)?)))
+                    .collect();
+                if !points.is_empty() {
+                    series(&mut chart, points, label, color.to_rgba())?;
+                }
             }
             legend(&mut chart, legend_at)?;
         }

@@ -11,11 +11,15 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 
 use crate::models::ModelSpec;
+use crate::recipe::Recipe;
 
 /// Everything a run was made with, saved as `config.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct RunConfig {
     pub model: ModelSpec,
+    /// Runs from before recipes existed trained the lesson's way.
+    #[serde(default)]
+    pub recipe: Recipe,
     pub epochs: u32,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -42,9 +46,14 @@ pub struct EpochMetrics {
     pub test_loss: f64,
     pub test_accuracy: f64,
     pub seconds: f64,
+    /// Accuracy on the images held out of training (the strong recipe's), the figure to
+    /// choose settings on.
+    pub validation_accuracy: Option<f64>,
 }
 
 const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds";
+/// The extra column of a run with a validation split.
+const VALIDATION_COLUMN: &str = ",validation_accuracy";
 
 /// An open run folder.
 pub struct RunDir {
@@ -61,8 +70,9 @@ impl RunDir {
 
     /// Creates the folder and writes `config.json` and the `metrics.csv` header, so that a
     /// folder we cannot write to fails now, before any training. A folder that already
-    /// holds a run is refused: its results are never overwritten.
-    pub fn create(path: &Path, config: &RunConfig) -> Result<RunDir> {
+    /// holds a run is refused: its results are never overwritten. `validation`: the rows
+    /// will have a validation accuracy.
+    pub fn create(path: &Path, config: &RunConfig, validation: bool) -> Result<RunDir> {
         if path.is_file() {
             bail!(
                 "--out {} is a file; give a folder (new or empty) for the run",
@@ -84,7 +94,8 @@ impl RunDir {
         let metrics_path = path.join("metrics.csv");
         let mut metrics = File::create(&metrics_path)
             .with_context(|| format!("creating {}", metrics_path.display()))?;
-        writeln!(metrics, "{METRICS_HEADER}")
+        let extra = if validation { VALIDATION_COLUMN } else { "" };
+        writeln!(metrics, "{METRICS_HEADER}{extra}")
             .with_context(|| format!("writing {}", metrics_path.display()))?;
         Ok(RunDir {
             path: path.to_path_buf(),
@@ -118,9 +129,12 @@ impl RunDir {
     /// Appends one epoch's row to `metrics.csv` and flushes it to disk.
     pub fn append_metrics(&mut self, m: &EpochMetrics) -> Result<()> {
         let path = self.path.join("metrics.csv");
+        let validation = m
+            .validation_accuracy
+            .map_or(String::new(), |a| format!(",{a:.6}"));
         writeln!(
             self.metrics,
-            "{},{:.6},{:.6},{:.6},{:.6},{:.3}",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.3}{validation}",
             m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
         )
         .and_then(|()| self.metrics.sync_data())
@@ -179,7 +193,7 @@ pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
             .map(|v| v.trim().parse::<f64>())
             .collect::<Result<_, _>>()
             .with_context(bad)?;
-        if f.len() != 6 {
+        if f.len() != 6 && f.len() != 7 {
             bail!(bad());
         }
         rows.push(EpochMetrics {
@@ -189,6 +203,7 @@ pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
             test_loss: f[3],
             test_accuracy: f[4],
             seconds: f[5],
+            validation_accuracy: f.get(6).copied(),
         });
     }
     Ok(rows)
@@ -267,6 +282,7 @@ mod tests {
     fn config() -> RunConfig {
         RunConfig {
             model: ModelSpec::LESSON_DENSE,
+            recipe: Recipe::Lesson,
             epochs: 2,
             batch_size: 32,
             learning_rate: 1e-3,
@@ -285,7 +301,7 @@ mod tests {
     fn config_and_metrics_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");
-        let mut rd = RunDir::create(&run, &config()).unwrap();
+        let mut rd = RunDir::create(&run, &config(), false).unwrap();
         let m = EpochMetrics {
             epoch: 1,
             train_loss: 0.5,
@@ -293,36 +309,49 @@ mod tests {
             test_loss: 0.6,
             test_accuracy: 0.75,
             seconds: 1.5,
+            validation_accuracy: None,
         };
         rd.append_metrics(&m).unwrap();
         assert_eq!(read_config(&run).unwrap(), config());
+        assert_eq!(read_metrics(&run).unwrap(), vec![m.clone()]);
+
+        let run = dir.path().join("validated");
+        let mut rd = RunDir::create(&run, &config(), true).unwrap();
+        let m = EpochMetrics {
+            validation_accuracy: Some(0.7),
+            ..m
+        };
+        rd.append_metrics(&m).unwrap();
         assert_eq!(read_metrics(&run).unwrap(), vec![m]);
     }
 
     #[test]
     fn an_existing_run_or_a_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        RunDir::create(dir.path(), &config()).unwrap();
-        let err = RunDir::create(dir.path(), &config())
+        RunDir::create(dir.path(), &config(), false).unwrap();
+        let err = RunDir::create(dir.path(), &config(), false)
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("already holds a run"), "{err}");
         let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
-        let err = RunDir::create(&file, &config()).err().unwrap().to_string();
+        let err = RunDir::create(&file, &config(), false)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("is a file"), "{err}");
     }
 
     #[test]
     fn weights_of_another_model_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let rd = RunDir::create(dir.path(), &config()).unwrap();
+        let rd = RunDir::create(dir.path(), &config(), false).unwrap();
         let vs = VarStore::new(tch::Device::Cpu);
         let _ = ModelSpec::LESSON_DENSE.build(&vs.root());
         rd.save_weights(&vs).unwrap();
         let mut other = VarStore::new(tch::Device::Cpu);
-        let _ = ModelSpec::LESSON_CNN.build(&other.root());
+        let _ = ModelSpec::lesson_cnn().build(&other.root());
         let err = load_weights(dir.path(), &mut other)
             .unwrap_err()
             .to_string();

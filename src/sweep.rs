@@ -40,13 +40,18 @@ pub fn size_label(model: &ModelSpec) -> String {
     match model {
         ModelSpec::Dense { hidden } => hidden.to_string(),
         ModelSpec::Cnn {
-            filters: [a, b],
-            hidden: 128,
-        } => format!("{a},{b}"),
-        ModelSpec::Cnn {
-            filters: [a, b],
-            hidden,
-        } => format!("{a},{b} hidden {hidden}"),
+            filters, hidden, ..
+        } => {
+            let filters = filters
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            match hidden {
+                128 => filters,
+                _ => format!("{filters} hidden {hidden}"),
+            }
+        }
     }
 }
 

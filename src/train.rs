@@ -1,6 +1,7 @@
-//! The training loop, written once for every model: Adam on softmax cross-entropy, the
-//! training set reshuffled every epoch, a test-set score, `metrics.csv`, `curves.svg` and
-//! the weights saved after each epoch. Ctrl-C saves the epoch so far and stops.
+//! The training loop, written once for every model and recipe: softmax cross-entropy, the
+//! training set reshuffled every epoch, a test-set score (and a validation score when the
+//! recipe holds images out), `metrics.csv`, `curves.svg` and the weights saved after each
+//! epoch. Ctrl-C saves the epoch so far and stops.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use tch::nn::{self, ModuleT, OptimizerConfig};
-use tch::{Device, Kind, Tensor};
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
 
 use crate::data::{self, Split};
 use crate::device::{self, DeviceChoice};
@@ -17,12 +18,15 @@ use crate::eval;
 use crate::models::{self, ModelSpec};
 use crate::plots;
 use crate::progress;
+use crate::recipe::{self, Recipe};
 use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir};
 
 /// Everything a training run needs; the binaries fill it from their flags.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     pub model: ModelSpec,
+    /// Optimiser, schedule, augmentation and validation split.
+    pub recipe: Recipe,
     /// The epoch to stop after, counting those a resumed run already has.
     pub epochs: u32,
     pub batch_size: usize,
@@ -92,12 +96,16 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     };
     let done = history.len() as u32;
     let data = data::load(opts.data_dir.as_deref(), device)?;
+    let held_out = opts.recipe.validation_images(data.train.len());
+    let (train_split, validation) = data.train.split_off_last(held_out);
+    let validation = (held_out > 0).then_some(validation);
     // A resumed run reshuffles differently from its first epochs, yet reproducibly.
     tch::manual_seed((opts.seed + u64::from(done)) as i64);
     let mut vs = nn::VarStore::new(device);
     let net = opts.model.build(&vs.root());
     let config = RunConfig {
         model: opts.model.clone(),
+        recipe: opts.recipe,
         epochs: opts.epochs,
         batch_size: opts.batch_size,
         learning_rate: opts.learning_rate,
@@ -114,32 +122,48 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         run_dir::load_weights(&out, &mut vs)?;
         RunDir::reopen(&out, &config)?
     } else {
-        RunDir::create(&out, &config)?
+        RunDir::create(&out, &config, validation.is_some())?
     };
-    let mut opt = nn::Adam::default().build(&vs, opts.learning_rate)?;
+    let mut opt = opts.recipe.optimizer(&vs, opts.learning_rate)?;
     println!(
-        "training {} ({} parameters) on {} {}, {} training and {} test images from {}",
+        "training {} ({} parameters, {} recipe) on {} {}, {} training{} and {} test images \
+         from {}",
         opts.model.name(),
         config.trainable_parameters,
+        opts.recipe,
         config.device,
         if done == 0 {
             format!("for {} epochs", opts.epochs)
         } else {
             format!("from epoch {} to {}", done + 1, opts.epochs)
         },
-        data.train.len(),
+        train_split.len(),
+        match &validation {
+            Some(v) => format!(" ({} more held out for validation)", v.len()),
+            None => String::new(),
+        },
         data.test.len(),
         data.dir.display()
     );
 
     let stop = ctrl_c_flag();
+    let steps_per_epoch = (train_split.len() as usize).div_ceil(opts.batch_size);
+    let schedule = Schedule {
+        first: 0,
+        total: steps_per_epoch * opts.epochs as usize,
+    };
     for epoch in done + 1..=opts.epochs {
         let started = Instant::now();
         let prefix = format!("epoch {epoch:>2}/{}", opts.epochs);
         let epoch_ctx = |e: anyhow::Error| e.context(format!("epoch {epoch}"));
-        let pass = train_epoch(&net, &mut opt, &data.train, opts, &prefix, device, &stop)
+        let schedule = Schedule {
+            first: steps_per_epoch * (epoch - 1) as usize,
+            ..schedule
+        };
+        let pass = train_epoch(&net, &mut opt, &train_split, opts, schedule, &prefix, &stop)
             .map_err(epoch_ctx)?;
         let test = eval::score(&net, &data.test);
+        let validation_accuracy = validation.as_ref().map(|v| eval::score(&net, v).accuracy);
         let m = EpochMetrics {
             epoch,
             train_loss: pass.loss,
@@ -147,11 +171,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             test_loss: test.loss,
             test_accuracy: test.accuracy,
             seconds: started.elapsed().as_secs_f64(),
+            validation_accuracy,
         };
         println!(
-            "{prefix}  train loss {:.4} acc {:.4}  test loss {:.4} acc {:.4}  {:.1} s{}",
+            "{prefix}  train loss {:.4} acc {:.4}  {}test loss {:.4} acc {:.4}  {:.1} s{}",
             m.train_loss,
             m.train_accuracy,
+            validation_accuracy.map_or(String::new(), |a| format!("validation acc {a:.4}  ")),
             m.test_loss,
             m.test_accuracy,
             m.seconds,
@@ -198,6 +224,15 @@ struct Pass {
     interrupted: bool,
 }
 
+/// Where an epoch's steps are in the whole run, for the learning-rate schedule.
+#[derive(Clone, Copy)]
+struct Schedule {
+    /// The run's step number of the epoch's first step.
+    first: usize,
+    /// Steps in the whole run.
+    total: usize,
+}
+
 /// Batches between checks that the loss is still finite (a host sync each).
 const CHECK_EVERY: usize = 100;
 
@@ -208,10 +243,11 @@ fn train_epoch(
     opt: &mut nn::Optimizer,
     train: &Split,
     opts: &TrainOptions,
+    schedule: Schedule,
     prefix: &str,
-    device: Device,
     stop: &AtomicBool,
 ) -> Result<Pass> {
+    let device = train.images.device();
     let n = train.len();
     let batch = opts.batch_size as i64;
     let batches = (n + batch - 1) / batch;
@@ -229,7 +265,16 @@ fn train_epoch(
     let mut seen = 0;
     let mut interrupted = false;
     for (step, idx) in order.split(batch, 0).iter().enumerate() {
-        let xs = train.images.index_select(0, idx); // [b, 1, 28, 28]
+        opts.recipe.schedule(
+            opt,
+            opts.learning_rate,
+            schedule.first + step,
+            schedule.total,
+        );
+        let mut xs = train.images.index_select(0, idx); // [b, 1, 28, 28]
+        if opts.recipe.augments() {
+            xs = recipe::augment(&xs);
+        }
         let ys = train.labels.index_select(0, idx); // [b]
         let logits = net.forward_t(&xs, true); // [b, 10]
         let loss = logits.cross_entropy_for_logits(&ys);

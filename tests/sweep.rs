@@ -89,7 +89,7 @@ fn sweep_refuses_a_bad_filter_list() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("not two positive filter counts"),
+        stderr(&out).contains("not a list of positive filter counts"),
         "{}",
         stderr(&out)
     );

@@ -3,10 +3,10 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{run_bin, stderr, write_synthetic};
-use fashion_tch::{data, eval, run_dir};
+use fashion_tch::{data, eval, models::ModelSpec, recipe::Recipe, run_dir};
 use tch::{nn, Device};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
@@ -14,8 +14,9 @@ const CNN: &str = env!("CARGO_BIN_EXE_train_cnn");
 
 /// Trains with `bin` on synthetic data and checks what a user would: it exits 0, the loss
 /// falls, accuracy is far above chance, the run folder holds its three files, and the saved
-/// weights load back and score what the trainer reported.
-fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) {
+/// weights load back and score what the trainer reported. Returns the temporary folder,
+/// the run folder and what the trainer printed.
+fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     write_synthetic(&data_dir);
@@ -33,7 +34,7 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) {
     args.extend_from_slice(extra);
     let result = run_bin(bin, &args);
     assert!(result.status.success(), "{}", stderr(&result));
-    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
     assert_eq!(stdout.matches("epoch ").count(), 3, "{stdout}");
     assert!(stdout.contains("test accuracy"), "{stdout}");
 
@@ -56,6 +57,7 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) {
         "{score:?} vs {:?}",
         metrics[2]
     );
+    (tmp, out, stdout)
 }
 
 #[test]
@@ -66,6 +68,53 @@ fn train_dense_learns_and_keeps_its_run() {
 #[test]
 fn train_cnn_learns_and_keeps_its_run() {
     trains_and_keeps_the_run(CNN, &["--filters", "4,8", "--hidden", "16"]);
+}
+
+#[test]
+fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
+    let (_tmp, out, stdout) = trains_and_keeps_the_run(
+        CNN,
+        &[
+            "--recipe",
+            "strong",
+            "--filters",
+            "4,8,8",
+            "--batch-size",
+            "32",
+        ],
+    );
+    // a tenth of the 600 synthetic training images is held out, and scored every epoch
+    assert!(
+        stdout.contains("540 training (60 more held out for validation)"),
+        "{stdout}"
+    );
+    let metrics = run_dir::read_metrics(&out).unwrap();
+    assert!(
+        metrics.iter().all(|m| m.validation_accuracy > Some(0.3)),
+        "{metrics:?}"
+    );
+    let config = run_dir::read_config(&out).unwrap();
+    assert_eq!(config.recipe, Recipe::Strong);
+    assert_eq!(
+        config.model,
+        ModelSpec::Cnn {
+            filters: vec![4, 8, 8],
+            hidden: 128,
+            batch_norm: true,
+            dropout: 0.3
+        }
+    );
+    // a resumed run keeps its recipe, and refuses another
+    let result = run_bin(
+        CNN,
+        &["--resume", out.to_str().unwrap(), "--recipe", "lesson"],
+    );
+    assert_eq!(result.status.code(), Some(1));
+    assert!(
+        stderr(&result).contains("--recipe strong, not lesson"),
+        "{}",
+        stderr(&result)
+    );
 }
 
 fn metrics_without_times(run: &Path) -> Vec<(f64, f64, f64, f64)> {
@@ -148,6 +197,7 @@ fn help_explains_every_flag() {
         "--quiet",
         "--filters",
         "--hidden",
+        "--recipe",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
