@@ -62,20 +62,33 @@ pub fn pixels(image: &Tensor) -> Vec<f32> {
     Vec::<f32>::try_from(&flat).expect("a float tensor converts to Vec<f32>")
 }
 
-/// The first convolution's kernels and what they make of the first test image.
+/// The first convolution's kernels and what they make of the first test image (after
+/// its batch norm, when the network has one).
 fn filter_view(loaded: &LoadedRun, test: &Split) -> Result<FilterView> {
     let vars = loaded.vs.variables();
     let weight = vars
         .get("conv1.weight")
         .context("the CNN has no conv1.weight")?; // [f, 1, 3, 3]
-    let bias = vars
-        .get("conv1.bias")
-        .context("the CNN has no conv1.bias")?; // [f]
+    let bias = vars.get("conv1.bias"); // [f]; none before a batch norm
+    let norm =
+        ["weight", "bias", "running_mean", "running_var"].map(|v| vars.get(&format!("bn1.{v}")));
     let input = test.images.narrow(0, 0, 1); // [1, 1, 28, 28]
     let (maps, pooled) = tch::no_grad(|| {
-        let maps = input
-            .conv2d(weight, Some(bias), [1, 1], [1, 1], [1, 1], 1)
-            .relu(); // [1, f, 28, 28]
+        let mut maps = input.conv2d(weight, bias, [1, 1], [1, 1], [1, 1], 1); // [1, f, 28, 28]
+        if let [Some(w), Some(b), Some(mean), Some(var)] = norm {
+            // tch's BatchNorm defaults: eps 1e-5
+            maps = maps.batch_norm(
+                Some(w),
+                Some(b),
+                Some(mean),
+                Some(var),
+                false,
+                0.1,
+                1e-5,
+                false,
+            );
+        }
+        let maps = maps.relu();
         let pooled = maps.max_pool2d_default(2); // [1, f, 14, 14]
         (maps, pooled)
     });

@@ -11,19 +11,31 @@ use tch::nn;
 pub enum ModelSpec {
     /// Flatten → Linear(784, hidden) → ReLU → Linear(hidden, 10).
     Dense { hidden: i64 },
-    /// A block per entry of `filters`: Conv2d(3×3, same padding) → [BatchNorm] → ReLU →
-    /// MaxPool(2×2, stride 2); then Flatten → [Dropout] → Linear(·, hidden) → ReLU →
-    /// [Dropout] → Linear(hidden, 10). The lesson's has two blocks, no batch norm and no
-    /// dropout; the strong recipe's (`crate::recipe`) adds them.
+    /// A block per entry of `filters`: `convs` times Conv2d(3×3, same padding) →
+    /// [BatchNorm] → ReLU, then MaxPool(2×2, stride 2); then Flatten → [Dropout] →
+    /// Linear(·, hidden) → ReLU → [Dropout] → Linear(hidden, 10). The lesson's has two
+    /// blocks of one convolution, no batch norm and no dropout; the strong recipe's
+    /// (`crate::recipe`) adds them.
     Cnn {
         filters: Vec<i64>,
         hidden: i64,
+        /// Convolutions per block.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        convs: i64,
         #[serde(default, skip_serializing_if = "is_false")]
         batch_norm: bool,
         /// The probability of zeroing an input of each dense layer while training.
         #[serde(default, skip_serializing_if = "is_zero")]
         dropout: f64,
     },
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn is_one(n: &i64) -> bool {
+    *n == 1
 }
 
 fn is_false(b: &bool) -> bool {
@@ -46,6 +58,7 @@ impl ModelSpec {
         ModelSpec::Cnn {
             filters,
             hidden,
+            convs: 1,
             batch_norm: false,
             dropout: 0.0,
         }
@@ -75,6 +88,7 @@ impl ModelSpec {
             ModelSpec::Cnn {
                 ref filters,
                 hidden,
+                convs,
                 batch_norm,
                 dropout,
             } => {
@@ -86,19 +100,32 @@ impl ModelSpec {
                 };
                 let mut net = nn::seq_t();
                 let (mut channels, mut side) = (1, 28);
-                for (i, &out) in filters.iter().enumerate() {
-                    let conv = nn::conv2d(vs / format!("conv{}", i + 1), channels, out, 3, same);
-                    if vs.device() == tch::Device::Cpu {
-                        channels_last(&conv.ws);
+                for (block, &out) in filters.iter().enumerate() {
+                    for conv in 0..convs {
+                        // conv1, conv1_2, …, conv2, …: the first one keeps the lesson's name
+                        let suffix = match conv {
+                            0 => format!("{}", block + 1),
+                            _ => format!("{}_{}", block + 1, conv + 1),
+                        };
+                        let layer =
+                            nn::conv2d(vs / format!("conv{suffix}"), channels, out, 3, same);
+                        if vs.device() == tch::Device::Cpu {
+                            channels_last(&layer.ws);
+                        }
+                        net = net.add(layer); // [b, out, side, side]
+                        if batch_norm {
+                            let bn = nn::batch_norm2d(
+                                vs / format!("bn{suffix}"),
+                                out,
+                                Default::default(),
+                            );
+                            net = net.add(bn);
+                        }
+                        net = net.add_fn(|xs| xs.relu());
+                        channels = out;
                     }
-                    net = net.add(conv); // [b, out, side, side]
-                    if batch_norm {
-                        let bn =
-                            nn::batch_norm2d(vs / format!("bn{}", i + 1), out, Default::default());
-                        net = net.add(bn);
-                    }
-                    net = net.add_fn(|xs| xs.relu().max_pool2d_default(2)); // [b, out, side/2, side/2]
-                    (channels, side) = (out, side / 2);
+                    net = net.add_fn(|xs| xs.max_pool2d_default(2)); // [b, out, side/2, side/2]
+                    side /= 2;
                 }
                 let drop = |net: nn::SequentialT| {
                     if dropout == 0.0 {
@@ -183,6 +210,7 @@ mod tests {
         let spec = ModelSpec::Cnn {
             filters: vec![4, 8, 8],
             hidden: 16,
+            convs: 2,
             batch_norm: true,
             dropout: 0.5,
         };
@@ -208,6 +236,7 @@ mod tests {
         let strong = ModelSpec::Cnn {
             filters: vec![32, 64, 128],
             hidden: 128,
+            convs: 2,
             batch_norm: true,
             dropout: 0.3,
         };

@@ -47,6 +47,7 @@ impl Recipe {
         ModelSpec::Cnn {
             filters: filters.unwrap_or(default_filters),
             hidden: hidden.unwrap_or(128),
+            convs: 1,
             batch_norm,
             dropout,
         }

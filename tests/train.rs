@@ -11,6 +11,12 @@ use tch::{nn, Device};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
 const CNN: &str = env!("CARGO_BIN_EXE_train_cnn");
+const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
+
+/// The synthetic data beside a run made by [`trains_and_keeps_the_run`].
+fn data_dir(run: &Path) -> PathBuf {
+    run.with_file_name("data")
+}
 
 /// Trains with `bin` on synthetic data and checks what a user would: it exits 0, the loss
 /// falls, accuracy is far above chance, the run folder holds its three files, and the saved
@@ -100,10 +106,22 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
         ModelSpec::Cnn {
             filters: vec![4, 8, 8],
             hidden: 128,
+            convs: 1,
             batch_norm: true,
             dropout: 0.3
         }
     );
+    // evaluate draws its pictures, the first layer's filters through its batch norm too
+    let result = run_bin(
+        EVALUATE,
+        &[
+            out.to_str().unwrap(),
+            "--data-dir",
+            data_dir(&out).to_str().unwrap(),
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(out.join("filters.svg").is_file());
     // a resumed run keeps its recipe, and refuses another
     let result = run_bin(
         CNN,
