@@ -59,7 +59,7 @@ fn main() -> ExitCode {
                 test.len(),
                 test.len()
             );
-            let images = test.images.narrow(0, range.start, range.end - range.start);
+            let images = test.images(range.start, range.end - range.start);
             for (i, top) in range.clone().zip(predict::top_k(&run.net, &images, 3)) {
                 let truth = test.labels.int64_value(&[i]) as usize;
                 let mark = if top[0].0 == truth { "right" } else { "WRONG" };

@@ -23,12 +23,12 @@ pub const EVAL_BATCH: i64 = 1000;
 pub fn score(net: &impl ModuleT, split: &Split) -> Score {
     let n = split.len();
     let (loss_sum, correct) = tch::no_grad(|| {
-        let device = split.images.device();
+        let device = split.pixels.device();
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         for start in (0..n).step_by(EVAL_BATCH as usize) {
             let len = EVAL_BATCH.min(n - start);
-            let xs = split.images.narrow(0, start, len);
+            let xs = split.images(start, len);
             let ys = split.labels.narrow(0, start, len);
             let logits = net.forward_t(&xs, false); // [len, 10]
             loss_sum += logits.cross_entropy_for_logits(&ys).to_kind(Kind::Double) * len;
@@ -195,14 +195,15 @@ mod tests {
 
     #[test]
     fn a_network_that_always_answers_the_label_scores_one() {
-        // logits that put all weight on class (pixel value * 9) — images hold the label
+        // logits that put all weight on class (pixel byte / 25) — images hold the label
         let labels = Tensor::from_slice(&[0i64, 3, 9, 3]);
-        let images = (labels.to_kind(Kind::Float) / 9.0)
+        let pixels = (&labels * 25)
+            .to_kind(Kind::Uint8)
             .view([4, 1, 1, 1])
             .repeat([1, 1, 28, 28]);
-        let split = Split { images, labels };
+        let split = Split { pixels, labels };
         let net = tch::nn::func_t(|xs, _train| {
-            let label = (xs.mean_dim(&[1i64, 2, 3][..], false, Kind::Float) * 9.0).round();
+            let label = (xs.mean_dim(&[1i64, 2, 3][..], false, Kind::Float) * 255.0 / 25.0).round();
             label.to_kind(Kind::Int64).one_hot(10).to_kind(Kind::Float) * 50.0
         });
         let s = score(&net, &split);

@@ -22,7 +22,7 @@ pub fn evaluate(
 ) -> Result<(Report, Vec<PathBuf>)> {
     let loaded = run_dir::load_run(run, device)?;
     let data = data::load(data_dir, device)?;
-    let logits = eval::logits(&loaded.net, &data.test.images);
+    let logits = eval::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let report = Report::from_logits(&logits, &data.test.labels);
 
     let mut pictures = vec![
@@ -46,7 +46,7 @@ pub fn evaluate(
 pub fn test_predictions(test: &Split, predicted: &Tensor, count: i64) -> Vec<Prediction> {
     (0..count.min(test.len()))
         .map(|i| Prediction {
-            pixels: pixels(&test.images.get(i)),
+            pixels: pixels(&test.images(i, 1)),
             predicted: predicted.int64_value(&[i]) as usize,
             truth: test.labels.int64_value(&[i]) as usize,
         })
@@ -72,7 +72,7 @@ fn filter_view(loaded: &LoadedRun, test: &Split) -> Result<FilterView> {
     let bias = vars.get("conv1.bias"); // [f]; none before a batch norm
     let norm =
         ["weight", "bias", "running_mean", "running_var"].map(|v| vars.get(&format!("bn1.{v}")));
-    let input = test.images.narrow(0, 0, 1); // [1, 1, 28, 28]
+    let input = test.images(0, 1); // [1, 1, 28, 28]
     let (maps, pooled) = tch::no_grad(|| {
         let mut maps = input.conv2d(weight, bias, [1, 1], [1, 1], [1, 1], 1); // [1, f, 28, 28]
         if let [Some(w), Some(b), Some(mean), Some(var)] = norm {

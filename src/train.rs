@@ -133,7 +133,10 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         opts.recipe,
         config.device,
         if done == 0 {
-            format!("for {} epochs", opts.epochs)
+            match opts.epochs {
+                1 => "for 1 epoch".to_string(),
+                n => format!("for {n} epochs"),
+            }
         } else {
             format!("from epoch {} to {}", done + 1, opts.epochs)
         },
@@ -247,7 +250,7 @@ fn train_epoch(
     prefix: &str,
     stop: &AtomicBool,
 ) -> Result<Pass> {
-    let device = train.images.device();
+    let device = train.pixels.device();
     let n = train.len();
     let batch = opts.batch_size as i64;
     let batches = (n + batch - 1) / batch;
@@ -271,7 +274,7 @@ fn train_epoch(
             schedule.first + step,
             schedule.total,
         );
-        let mut xs = train.images.index_select(0, idx); // [b, 1, 28, 28]
+        let mut xs = train.images_at(idx); // [b, 1, 28, 28]
         if opts.recipe.augments() {
             xs = recipe::augment(&xs);
         }

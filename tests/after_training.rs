@@ -135,9 +135,9 @@ fn predict_on_png_files_matches_the_tensor_path() {
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for i in 0..5 {
-        let pixels = Vec::<f32>::try_from(test.images.get(i).reshape([-1])).unwrap();
+        let pixels = Vec::<f32>::try_from(test.images(i, 1).reshape([-1])).unwrap();
         let bytes: Vec<u8> = pixels.iter().map(|v| (v * 255.0).round() as u8).collect();
-        let expected = predict::top_k(&run.net, &test.images.narrow(0, i, 1), 1)[0][0].0;
+        let expected = predict::top_k(&run.net, &test.images(i, 1), 1)[0][0].0;
         let class = data::CLASS_NAMES[expected];
 
         // the 28×28 image itself

@@ -25,7 +25,7 @@ mod idx;
 
 fuzz_target!(|data: &[u8]| {
     check(data);
-    match idx::read_limited(flate2::read::GzDecoder::new(data)) {
+    match idx::read_limited(flate2::read::GzDecoder::new(data), 0) {
         Ok(bytes) => {
             assert!(bytes.len() as u64 <= idx::MAX_FILE_BYTES);
             check(&bytes);

@@ -29,9 +29,10 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 ///
 /// The error says what went wrong as a predicate on the file: a gzip stream that ends
 /// early "is corrupt: it ends early …", one that does not decode "is corrupt: it does not
-/// decompress …"; any other I/O failure "could not be read: …".
-pub fn read_limited(reader: impl Read) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+/// decompress …"; any other I/O failure "could not be read: …". `expected_len` is the
+/// room to reserve at once (a hint, capped at the limit).
+pub fn read_limited(reader: impl Read, expected_len: usize) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(expected_len.min(MAX_FILE_BYTES as usize) + 1);
     if let Err(e) = reader.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes) {
         return Err(match e.kind() {
             io::ErrorKind::UnexpectedEof => {
@@ -162,7 +163,7 @@ mod tests {
     }
 
     fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
-        read_limited(flate2::read::GzDecoder::new(bytes))
+        read_limited(flate2::read::GzDecoder::new(bytes), 0)
     }
 
     #[test]
@@ -268,7 +269,7 @@ mod tests {
                 Err(io::Error::other("disk on fire"))
             }
         }
-        let err = read_limited(Failing).unwrap_err().to_string();
+        let err = read_limited(Failing, 0).unwrap_err().to_string();
         assert_eq!(err, "could not be read: disk on fire");
     }
 }
