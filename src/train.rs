@@ -280,7 +280,7 @@ fn train_epoch(
         }
         let ys = train.labels.index_select(0, idx); // [b]
         let logits = net.forward_t(&xs, true); // [b, 10]
-        let loss = logits.cross_entropy_for_logits(&ys);
+        let loss = opts.recipe.loss(&logits, &ys);
         opt.backward_step(&loss);
         let b = ys.size()[0];
         seen += b;

@@ -105,10 +105,10 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
         config.model,
         ModelSpec::Cnn {
             filters: vec![4, 8, 8],
-            hidden: 128,
-            convs: 1,
+            hidden: 256,
+            convs: 2,
             batch_norm: true,
-            dropout: 0.3
+            dropout: 0.1
         }
     );
     // evaluate draws its pictures, the first layer's filters through its batch norm too
