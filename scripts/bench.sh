@@ -76,4 +76,7 @@ for model in dense cnn; do
     'BEGIN { ips = 60000 / o; printf "| %s | %.2f | %.2f | %s | %.2f | %.0f | %.0f%% |\n", m, o, t, c, o / b, ips, 100 * ips * f / 1000 / p }'
 done
 echo
+# Loading and checking the four files (gunzip, SHA-256, parsing), libtorch already loaded.
+cargo run --release --quiet --example load_time -- "$DATA" | tail -1
+echo
 echo "logs in $OUT/"
