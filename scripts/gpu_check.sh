@@ -6,7 +6,8 @@
 #                                  (target/cuda/), and gather binaries, data and the
 #                                  PyTorch reference into .gpu/ (git-ignored, < 64 MiB)
 #   scripts/gpu_check.sh run       there, from the repository root: both trainers with
-#                                  --device cuda and the same steps in plain PyTorch,
+#                                  --device cuda (and train_cnn --recipe strong) and
+#                                  the same steps in plain PyTorch,
 #                                  logs into $OUT (or .gpu/out), and a side-by-side ratio
 #
 # The binaries find libtorch there through LD_LIBRARY_PATH, set from Python's torch.
@@ -15,6 +16,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 EPOCHS_DENSE=${EPOCHS_DENSE:-5}
 EPOCHS_CNN=${EPOCHS_CNN:-10}
+EPOCHS_STRONG=${EPOCHS_STRONG:-10}
 
 prepare() {
   scripts/setup_libtorch.sh --device cuda --dir "$ROOT/libtorch.cuda"
@@ -53,6 +55,9 @@ run() {
     --out "$out/dense" 2>&1 | tee "$out/train_dense.log"
   .gpu/train_cnn --device cuda --data-dir .gpu/data --epochs "$EPOCHS_CNN" --quiet \
     --out "$out/cnn" 2>&1 | tee "$out/train_cnn.log"
+  # the strong recipe's augmentation, batch norm and schedule on the GPU
+  .gpu/train_cnn --device cuda --recipe strong --data-dir .gpu/data --epochs "$EPOCHS_STRONG" \
+    --quiet --out "$out/strong" 2>&1 | tee "$out/train_cnn_strong.log"
   python3 .gpu/reference.py --model dense --device cuda --epochs "$EPOCHS_DENSE" \
     --data-dir .gpu/data 2>&1 | tee "$out/pytorch_dense.log"
   python3 .gpu/reference.py --model cnn --device cuda --epochs "$EPOCHS_CNN" \
