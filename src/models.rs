@@ -121,10 +121,14 @@ impl ModelSpec {
                             );
                             net = net.add(bn);
                         }
-                        net = net.add_fn(|xs| xs.relu());
+                        if conv + 1 < convs {
+                            net = net.add_fn(|xs| xs.relu());
+                        }
                         channels = out;
                     }
-                    net = net.add_fn(|xs| xs.max_pool2d_default(2)); // [b, out, side/2, side/2]
+                    // ReLU after the pooling: the same numbers, forward and backward (the
+                    // max of ReLUs is the ReLU of the max), on a quarter of the values
+                    net = net.add_fn(|xs| xs.max_pool2d_default(2).relu()); // [b, out, side/2, side/2]
                     side /= 2;
                 }
                 let drop = |net: nn::SequentialT| {
