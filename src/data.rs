@@ -328,9 +328,9 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
         let mut compressed = Vec::new();
         io::Read::read_to_end(&mut io::BufReader::new(file), &mut compressed)
             .with_context(|| format!("reading {}", path.display()))?;
-        let size = compressed.len().checked_sub(4).map_or(0, |at| {
-            u32::from_le_bytes(compressed[at..].try_into().expect("four bytes")) as usize
-        });
+        let size = compressed
+            .last_chunk()
+            .map_or(0, |&trailer| u32::from_le_bytes(trailer) as usize);
         read_limited(flate2::read::GzDecoder::new(&compressed[..]), size)
     } else {
         let size = file.metadata().map_or(0, |m| m.len() as usize);

@@ -151,17 +151,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
 
     let stop = ctrl_c_flag();
     let steps_per_epoch = (train_split.len() as usize).div_ceil(opts.batch_size);
-    let schedule = Schedule {
-        first: 0,
-        total: steps_per_epoch * opts.epochs as usize,
-    };
     for epoch in done + 1..=opts.epochs {
         let started = Instant::now();
         let prefix = format!("epoch {epoch:>2}/{}", opts.epochs);
         let epoch_ctx = |e: anyhow::Error| e.context(format!("epoch {epoch}"));
         let schedule = Schedule {
             first: steps_per_epoch * (epoch - 1) as usize,
-            ..schedule
+            total: steps_per_epoch * opts.epochs as usize,
         };
         let pass = train_epoch(&net, &mut opt, &train_split, opts, schedule, &prefix, &stop)
             .map_err(epoch_ctx)?;
