@@ -219,11 +219,22 @@ pub fn train_and_report(
 /// Parses `--filters 32,64`: the filters of each convolution block, one to four
 /// positive counts.
 pub fn parse_filters(s: &str) -> Result<Vec<i64>, String> {
+    parse_counts(s, |n| n > 0, "positive filter counts like 32,64")
+}
+
+/// Parses `--convs 1,2`: convolutions in each block (1 to 4), one count for every block
+/// or one per block.
+pub fn parse_convs(s: &str) -> Result<Vec<i64>, String> {
+    parse_counts(s, |n| (1..=4).contains(&n), "counts from 1 to 4 like 1,2")
+}
+
+/// One to [`MAX_BLOCKS`] comma-separated counts, each `valid`; `what` says which.
+fn parse_counts(s: &str, valid: fn(i64) -> bool, what: &str) -> Result<Vec<i64>, String> {
     let counts: Vec<i64> = s
         .split(',')
-        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| n > 0))
+        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| valid(n)))
         .collect::<Option<_>>()
-        .ok_or_else(|| format!("'{s}' is not a list of positive filter counts like 32,64"))?;
+        .ok_or_else(|| format!("'{s}' is not a list of {what}"))?;
     if counts.len() > MAX_BLOCKS {
         return Err(format!(
             "'{s}' has {} blocks; at most {MAX_BLOCKS} fit a 28-pixel image (each halves it)",
@@ -305,6 +316,17 @@ mod tests {
         }
         let err = parse_filters("8,8,8,8,8").unwrap_err();
         assert!(err.contains("at most 4"), "{err}");
+    }
+
+    #[test]
+    fn convs_are_one_to_four_counts_of_one_to_four() {
+        assert_eq!(parse_convs("2"), Ok(vec![2]));
+        assert_eq!(parse_convs("1, 2"), Ok(vec![1, 2]));
+        for bad in ["", "0", "5", "1,x"] {
+            let err = parse_convs(bad).unwrap_err();
+            assert!(err.contains("counts from 1 to 4"), "{bad}: {err}");
+        }
+        assert!(parse_convs("1,1,1,1,1").unwrap_err().contains("at most 4"));
     }
 
     #[test]

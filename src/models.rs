@@ -11,7 +11,7 @@ use tch::nn;
 pub enum ModelSpec {
     /// Flatten → Linear(784, hidden) → ReLU → Linear(hidden, 10).
     Dense { hidden: i64 },
-    /// A block per entry of `filters`: `convs` times Conv2d(3×3, same padding) →
+    /// A block per entry of `filters`: its [`Convs`] count of Conv2d(3×3, same padding) →
     /// [BatchNorm] → ReLU, then MaxPool(2×2, stride 2); then Flatten → [Dropout] →
     /// Linear(·, hidden) → ReLU → [Dropout] → Linear(hidden, 10). The lesson's has two
     /// blocks of one convolution, no batch norm and no dropout; the strong recipe's
@@ -20,8 +20,8 @@ pub enum ModelSpec {
         filters: Vec<i64>,
         hidden: i64,
         /// Convolutions per block.
-        #[serde(default = "one", skip_serializing_if = "is_one")]
-        convs: i64,
+        #[serde(default, skip_serializing_if = "Convs::is_one")]
+        convs: Convs,
         #[serde(default, skip_serializing_if = "is_false")]
         batch_norm: bool,
         /// The probability of zeroing an input of each dense layer while training.
@@ -30,12 +30,71 @@ pub enum ModelSpec {
     },
 }
 
-fn one() -> i64 {
-    1
+/// Convolutions in each block of a CNN, the last count repeating for any further blocks:
+/// `[2]` is two in every block, `[1, 2]` one in the first block and two in each later
+/// one. Kept in that shortest form, so equal networks compare equal, and saved as a
+/// number when it is one (as run folders from before per-block counts have it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(from = "OneOrMany", into = "OneOrMany")]
+pub struct Convs(Vec<i64>);
+
+impl Convs {
+    /// `counts` must hold at least one count.
+    pub fn new(mut counts: Vec<i64>) -> Convs {
+        assert!(!counts.is_empty(), "a CNN has at least one block");
+        while counts.len() > 1 && counts[counts.len() - 1] == counts[counts.len() - 2] {
+            counts.pop();
+        }
+        Convs(counts)
+    }
+
+    /// The same count in every block.
+    pub fn each(count: i64) -> Convs {
+        Convs(vec![count])
+    }
+
+    /// Convolutions in block `block` (0-based).
+    pub fn in_block(&self, block: usize) -> i64 {
+        self.0[block.min(self.0.len() - 1)]
+    }
+
+    fn is_one(&self) -> bool {
+        self.0 == [1]
+    }
 }
 
-fn is_one(n: &i64) -> bool {
-    *n == 1
+impl Default for Convs {
+    /// The lesson's one convolution per block.
+    fn default() -> Convs {
+        Convs::each(1)
+    }
+}
+
+/// How [`Convs`] is written in JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(i64),
+    Many(Vec<i64>),
+}
+
+impl From<OneOrMany> for Convs {
+    fn from(raw: OneOrMany) -> Convs {
+        match raw {
+            OneOrMany::One(n) => Convs::each(n),
+            OneOrMany::Many(counts) if counts.is_empty() => Convs::default(),
+            OneOrMany::Many(counts) => Convs::new(counts),
+        }
+    }
+}
+
+impl From<Convs> for OneOrMany {
+    fn from(convs: Convs) -> OneOrMany {
+        match convs.0[..] {
+            [n] => OneOrMany::One(n),
+            _ => OneOrMany::Many(convs.0),
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -58,7 +117,7 @@ impl ModelSpec {
         ModelSpec::Cnn {
             filters,
             hidden,
-            convs: 1,
+            convs: Convs::default(),
             batch_norm: false,
             dropout: 0.0,
         }
@@ -88,7 +147,7 @@ impl ModelSpec {
             ModelSpec::Cnn {
                 ref filters,
                 hidden,
-                convs,
+                ref convs,
                 batch_norm,
                 dropout,
             } => {
@@ -101,6 +160,7 @@ impl ModelSpec {
                 let mut net = nn::seq_t();
                 let (mut channels, mut side) = (1, 28);
                 for (block, &out) in filters.iter().enumerate() {
+                    let convs = convs.in_block(block);
                     for conv in 0..convs {
                         // conv1, conv1_2, …, conv2, …: the first one keeps the lesson's name
                         let suffix = match conv {
@@ -214,7 +274,7 @@ mod tests {
         let spec = ModelSpec::Cnn {
             filters: vec![4, 8, 8],
             hidden: 16,
-            convs: 2,
+            convs: Convs::each(2),
             batch_norm: true,
             dropout: 0.5,
         };
@@ -237,15 +297,57 @@ mod tests {
         assert_eq!(json, r#"{"kind":"cnn","filters":[32,64],"hidden":128}"#);
         let back: ModelSpec = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ModelSpec::lesson_cnn());
-        let strong = ModelSpec::Cnn {
-            filters: vec![32, 64, 128],
-            hidden: 128,
-            convs: 2,
-            batch_norm: true,
-            dropout: 0.3,
+        for convs in [Convs::each(2), Convs::new(vec![1, 2])] {
+            let strong = ModelSpec::Cnn {
+                filters: vec![32, 64, 128],
+                hidden: 128,
+                convs,
+                batch_norm: true,
+                dropout: 0.3,
+            };
+            let back: ModelSpec =
+                serde_json::from_str(&serde_json::to_string(&strong).unwrap()).unwrap();
+            assert_eq!(back, strong);
+        }
+    }
+
+    #[test]
+    fn a_run_folder_from_before_per_block_counts_loads() {
+        let old = r#"{"kind":"cnn","filters":[32,64],"hidden":256,"convs":2,"batch_norm":true}"#;
+        let ModelSpec::Cnn { convs, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("not a CNN")
         };
-        let back: ModelSpec =
-            serde_json::from_str(&serde_json::to_string(&strong).unwrap()).unwrap();
-        assert_eq!(back, strong);
+        assert_eq!((convs.in_block(0), convs.in_block(1)), (2, 2));
+    }
+
+    #[test]
+    fn the_last_count_of_convs_repeats_for_later_blocks() {
+        assert_eq!(Convs::new(vec![1, 2, 2, 2]), Convs::new(vec![1, 2]));
+        assert_eq!(Convs::new(vec![2, 2]), Convs::each(2));
+        let spec = ModelSpec::Cnn {
+            filters: vec![4, 8, 8],
+            hidden: 16,
+            convs: Convs::new(vec![1, 2]),
+            batch_norm: false,
+            dropout: 0.0,
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _net = spec.build(&vs.root());
+        let mut convs: Vec<String> = vs
+            .variables()
+            .into_keys()
+            .filter(|name| name.starts_with("conv") && name.ends_with("weight"))
+            .collect();
+        convs.sort();
+        assert_eq!(
+            convs,
+            [
+                "conv1.weight",
+                "conv2.weight",
+                "conv2_2.weight",
+                "conv3.weight",
+                "conv3_2.weight"
+            ]
+        );
     }
 }

@@ -6,7 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{run_bin, stderr, write_synthetic};
-use fashion_tch::{data, eval, models::ModelSpec, recipe::Recipe, run_dir};
+use fashion_tch::models::{Convs, ModelSpec};
+use fashion_tch::{data, eval, recipe::Recipe, run_dir};
 use tch::{nn, Device};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
@@ -106,7 +107,7 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
         ModelSpec::Cnn {
             filters: vec![4, 8, 8],
             hidden: 256,
-            convs: 2,
+            convs: Convs::new(vec![1, 2]),
             batch_norm: true,
             dropout: 0.1
         }
@@ -200,6 +201,17 @@ fn out_of_range_flags_exit_2_with_one_message() {
 }
 
 #[test]
+fn convs_for_more_blocks_than_filters_is_refused_naming_both_flags() {
+    let result = run_bin(CNN, &["--filters", "32,64", "--convs", "1,2,2"]);
+    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+    let err = stderr(&result);
+    assert!(
+        err.contains("--convs 1,2,2") && err.contains("--filters 32,64"),
+        "{err}"
+    );
+}
+
+#[test]
 fn help_explains_every_flag() {
     let result = run_bin(CNN, &["--help"]);
     let help = String::from_utf8_lossy(&result.stdout);
@@ -215,6 +227,7 @@ fn help_explains_every_flag() {
         "--quiet",
         "--filters",
         "--hidden",
+        "--convs",
         "--recipe",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
