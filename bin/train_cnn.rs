@@ -12,7 +12,7 @@ use fashion_tch::{cli, recipe::Recipe};
 #[command(version)]
 struct Cli {
     /// lesson: the lesson's network and settings. strong: one convolution in the first
-    /// block and two in the second, batch norm, dropout 0.1, 256 hidden units, random
+    /// block and two in each later one, batch norm, dropout 0.1, 256 hidden units, random
     /// 2-pixel shifts and mirroring of each batch, labels smoothed by 0.1, AdamW (weight
     /// decay 0.05) with a one-cycle schedule peaking at --lr, batch 128, 18 epochs, and
     /// the last 5,000 training images held out for validation [default: lesson]

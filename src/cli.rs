@@ -16,7 +16,8 @@ use crate::train::{Interrupted, TrainOptions};
 /// How to train.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the CNN]
+    /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the
+    /// CNN, 18 with --recipe strong]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
 

@@ -35,7 +35,7 @@ pub enum ModelSpec {
 /// one. Kept in that shortest form, so equal networks compare equal, and saved as a
 /// number when it is one (as run folders from before per-block counts have it).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(from = "OneOrMany", into = "OneOrMany")]
+#[serde(try_from = "OneOrMany", into = "OneOrMany")]
 pub struct Convs(Vec<i64>);
 
 impl Convs {
@@ -72,19 +72,29 @@ impl Default for Convs {
 
 /// How [`Convs`] is written in JSON.
 #[derive(Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a count of convolutions from 1 to 4, or a list of them, one per block"
+)]
 enum OneOrMany {
     One(i64),
     Many(Vec<i64>),
 }
 
-impl From<OneOrMany> for Convs {
-    fn from(raw: OneOrMany) -> Convs {
-        match raw {
-            OneOrMany::One(n) => Convs::each(n),
-            OneOrMany::Many(counts) if counts.is_empty() => Convs::default(),
-            OneOrMany::Many(counts) => Convs::new(counts),
+impl TryFrom<OneOrMany> for Convs {
+    type Error = String;
+
+    fn try_from(raw: OneOrMany) -> Result<Convs, String> {
+        let counts = match raw {
+            OneOrMany::One(n) => vec![n],
+            OneOrMany::Many(counts) => counts,
+        };
+        if counts.is_empty() || counts.iter().any(|n| !(1..=4).contains(n)) {
+            return Err(format!(
+                "convs {counts:?}: each block needs 1 to 4 convolutions"
+            ));
         }
+        Ok(Convs::new(counts))
     }
 }
 
@@ -318,6 +328,13 @@ mod tests {
             panic!("not a CNN")
         };
         assert_eq!((convs.in_block(0), convs.in_block(1)), (2, 2));
+        for bad in ["0", "[]", "[1,0]", "\"1,2\""] {
+            let json = format!(r#"{{"kind":"cnn","filters":[32,64],"hidden":256,"convs":{bad}}}"#);
+            let err = serde_json::from_str::<ModelSpec>(&json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("convolutions"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! How a network is trained, beyond its shape: the lesson's recipe (plain Adam at a fixed
 //! rate on all 60,000 training images, the default) or the strong one, which gives the
-//! CNN a second convolution in its second block, batch norm and dropout, and trains it on random crops
-//! and flips of every batch, with smoothed labels, AdamW and a one-cycle schedule, and
-//! 5,000 training images held out to choose settings on, so that the test set is only
-//! ever reported.
+//! CNN a second convolution in each block after the first, batch norm and dropout, and
+//! trains it on random crops and flips of every batch, with smoothed labels, AdamW and a
+//! one-cycle schedule, and 5,000 training images held out to choose settings on, so
+//! that the test set is only ever reported.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,8 @@ pub enum Recipe {
     /// The Keras lesson's network and settings.
     #[default]
     Lesson,
-    /// A second convolution in the second block, batch norm, dropout, a wider dense
-    /// layer, augmentation, label smoothing, AdamW and a one-cycle schedule, with a validation
+    /// A second convolution in each block after the first, batch norm, dropout, a wider
+    /// dense layer, augmentation, label smoothing, AdamW and a one-cycle schedule, with a validation
     /// split.
     Strong,
 }
@@ -43,8 +43,8 @@ const VALIDATION_IMAGES: i64 = 5_000;
 
 impl Recipe {
     /// The CNN this recipe trains; `filters`, `convs` (one count per block, or one for
-    /// all) and `hidden` replace its sizes. Errs when `convs` names more blocks than
-    /// `filters` has.
+    /// all) and `hidden` replace its sizes. Errs when `convs` has several counts but not
+    /// one for each block of `filters`.
     pub fn cnn(
         self,
         filters: Option<Vec<i64>>,
@@ -57,16 +57,22 @@ impl Recipe {
             // half of each step
             Recipe::Strong => (Convs::new(vec![1, 2]), 256, true, 0.1),
         };
+        let which = if filters.is_none() {
+            " (the default)"
+        } else {
+            ""
+        };
         let filters = filters.unwrap_or(vec![32, 64]);
         let convs = match convs {
             Some(counts) if counts.len() > 1 && counts.len() != filters.len() => {
                 return Err(format!(
-                    "--convs {} gives {} counts for the {} blocks of --filters {}: give one \
+                    "--convs {} gives {} counts for the {} blocks of --filters {}{}: give one \
                      count per block, or one for all",
                     join(&counts),
                     counts.len(),
                     filters.len(),
-                    join(&filters)
+                    join(&filters),
+                    which
                 ))
             }
             Some(counts) => Convs::new(counts),

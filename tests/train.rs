@@ -201,14 +201,31 @@ fn out_of_range_flags_exit_2_with_one_message() {
 }
 
 #[test]
-fn convs_for_more_blocks_than_filters_is_refused_naming_both_flags() {
-    let result = run_bin(CNN, &["--filters", "32,64", "--convs", "1,2,2"]);
-    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
-    let err = stderr(&result);
-    assert!(
-        err.contains("--convs 1,2,2") && err.contains("--filters 32,64"),
-        "{err}"
-    );
+fn convs_not_matching_the_blocks_of_filters_are_refused_naming_both_flags() {
+    for (args, filters) in [
+        (
+            &["--filters", "32,64", "--convs", "1,2,2"][..],
+            "--filters 32,64",
+        ),
+        (&["--convs", "1,2,2"], "--filters 32,64 (the default)"),
+        (
+            &["--filters", "8,16,32", "--convs", "1,2"],
+            "--filters 8,16,32",
+        ),
+    ] {
+        let result = run_bin(CNN, args);
+        assert_eq!(
+            result.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&result)
+        );
+        let err = stderr(&result);
+        assert!(
+            err.contains("--convs 1,2") && err.contains(filters),
+            "{err}"
+        );
+    }
 }
 
 #[test]
