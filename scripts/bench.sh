@@ -3,7 +3,12 @@
 # with the same models, data, batch size and epochs, one after the other in this one
 # invocation, plus the machine's measured float32 matmul peak.
 #
-#   scripts/bench.sh [EPOCHS]     (default 1 epoch of each; run after setup_libtorch.sh)
+#   scripts/bench.sh [EPOCHS] [ROUNDS]   (default 1 epoch of each, 1 round; run after
+#                                         setup_libtorch.sh)
+#
+# Each round runs every program once, ours right before PyTorch's, so that each ratio
+# compares runs made back to back; with several rounds the last lines give each ratio's
+# median, as load on a shared machine moves single runs by a quarter.
 #
 # PyTorch 2.11.0 (the same PyPI wheel the set-up script unpacks) is installed into the
 # git-ignored .bench/venv on first use. The epoch times include scoring the test set,
@@ -12,6 +17,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 EPOCHS=${1:-1}
+ROUNDS=${2:-1}
+for n in "$EPOCHS" "$ROUNDS"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "bench: EPOCHS and ROUNDS must be whole numbers above 0, not '$n' (usage: scripts/bench.sh [EPOCHS] [ROUNDS])" >&2; exit 2; }
+done
 DATA=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 [ -d data/fashion-mnist ] && DATA=data/fashion-mnist
 THREADS=$(lscpu -p=CORE 2>/dev/null | grep -v '^#' | sort -u | wc -l)
@@ -50,14 +59,14 @@ seconds() {
 
 run_ours() { # model
   ./target/release/train_"$1" --epochs "$EPOCHS" --device cpu --threads "$THREADS" \
-    --data-dir "$DATA" --out "$OUT/run-$1-$$" --quiet >"$OUT/ours-$1.log"
+    --data-dir "$DATA" --out "$OUT/run-$1-$$" --quiet >"$OUT/ours-$1-r$round.log"
   rm -rf "$OUT/run-$1-$$"
-  seconds "$OUT/ours-$1.log"
+  seconds "$OUT/ours-$1-r$round.log"
 }
 run_torch() { # model, extra flags
   "$PY" bench/reference.py --model "$1" --epochs "$EPOCHS" --threads "$THREADS" \
-    --data-dir "$DATA" "${@:2}" >"$OUT/torch-$1${2:-}.log"
-  seconds "$OUT/torch-$1${2:-}.log"
+    --data-dir "$DATA" "${@:2}" >"$OUT/torch-$1${2:-}-r$round.log"
+  seconds "$OUT/torch-$1${2:-}-r$round.log"
 }
 
 # MFLOP per training image (forward, backward for inputs and weights: about 3x forward).
@@ -65,17 +74,29 @@ declare -A MFLOP=([dense]=0.61 [cnn]=25.4)
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $THREADS cores; matmul peak $PEAK GFLOP/s"
 echo "epochs: $EPOCHS of 60,000 images at batch 32 (+ scoring 10,000 test images)"
 echo
-echo "| model | fashion-tch s/epoch | PyTorch s/epoch | PyTorch channels-last | ours / best PyTorch | ours images/s | ours % of peak |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-for model in dense cnn; do
-  ours=$(run_ours "$model")
-  torch=$(run_torch "$model")
-  if [ "$model" = cnn ]; then cl=$(run_torch "$model" --channels-last); else cl="–"; fi
-  best=$(awk -v a="$torch" -v b="$cl" 'BEGIN { if (b != "–" && b < a) a = b; print a }')
-  awk -v m="$model" -v o="$ours" -v t="$torch" -v c="$cl" -v b="$best" -v f="${MFLOP[$model]}" -v p="$PEAK" \
-    'BEGIN { ips = 60000 / o; printf "| %s | %.2f | %.2f | %s | %.2f | %.0f | %.0f%% |\n", m, o, t, c, o / b, ips, 100 * ips * f / 1000 / p }'
+echo "| round | model | fashion-tch s/epoch | PyTorch s/epoch | PyTorch channels-last | ours / best PyTorch | ours images/s | ours % of peak |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+declare -A RATIOS=()
+for round in $(seq "$ROUNDS"); do
+  for model in dense cnn; do
+    ours=$(run_ours "$model")
+    torch=$(run_torch "$model")
+    if [ "$model" = cnn ]; then cl=$(run_torch "$model" --channels-last); else cl="–"; fi
+    best=$(awk -v a="$torch" -v b="$cl" 'BEGIN { if (b != "–" && b < a) a = b; print a }')
+    ratio=$(awk -v o="$ours" -v b="$best" 'BEGIN { printf "%.2f", o / b }')
+    RATIOS[$model]+="$ratio "
+    awk -v r="$round" -v m="$model" -v o="$ours" -v t="$torch" -v c="$cl" -v q="$ratio" -v f="${MFLOP[$model]}" -v p="$PEAK" \
+      'BEGIN { ips = 60000 / o; printf "| %d | %s | %.2f | %.2f | %s | %s | %.0f | %.0f%% |\n", r, m, o, t, c, q, ips, 100 * ips * f / 1000 / p }'
+  done
 done
 echo
+if [ "$ROUNDS" -gt 1 ]; then
+  for model in dense cnn; do
+    echo "${RATIOS[$model]}" | tr ' ' '\n' | grep . | sort -n |
+      awk -v m="$model" -v n="$ROUNDS" '{ r[NR] = $1 } END { printf "%s: median ours / best PyTorch %.2f over %d rounds (%s to %s)\n", m, (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2), n, r[1], r[n] }'
+  done
+  echo
+fi
 # Loading and checking the four files (gunzip, SHA-256, parsing), libtorch already loaded.
 cargo run --release --quiet --example load_time -- "$DATA" | tail -1
 echo
