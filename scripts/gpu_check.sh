@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 EPOCHS_DENSE=${EPOCHS_DENSE:-5}
 EPOCHS_CNN=${EPOCHS_CNN:-10}
-EPOCHS_STRONG=${EPOCHS_STRONG:-10}
+EPOCHS_STRONG=${EPOCHS_STRONG:-18} # the recipe's own
 
 prepare() {
   scripts/setup_libtorch.sh --device cuda --dir "$ROOT/libtorch.cuda"
