@@ -238,6 +238,15 @@ fn channels_last(weight: &tch::Tensor) {
     weight.set_data(&nhwc.as_strided([n, c, h, w], [h * w * c, 1, w * c, c], 0));
 }
 
+/// Counts as the flags take them: `32,64`.
+pub fn comma_list(counts: &[i64]) -> String {
+    counts
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Number of trainable values in a var store.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
     vs.trainable_variables()

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor};
 
-use crate::models::{Convs, ModelSpec};
+use crate::models::{comma_list, Convs, ModelSpec};
 
 /// A training recipe, saved in a run's `config.json`.
 #[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,8 +20,8 @@ pub enum Recipe {
     #[default]
     Lesson,
     /// A second convolution in each block after the first, batch norm, dropout, a wider
-    /// dense layer, augmentation, label smoothing, AdamW and a one-cycle schedule, with a validation
-    /// split.
+    /// dense layer, augmentation, label smoothing, AdamW and a one-cycle schedule, with a
+    /// validation split.
     Strong,
 }
 
@@ -68,10 +68,10 @@ impl Recipe {
                 return Err(format!(
                     "--convs {} gives {} counts for the {} blocks of --filters {}{}: give one \
                      count per block, or one for all",
-                    join(&counts),
+                    comma_list(&counts),
                     counts.len(),
                     filters.len(),
-                    join(&filters),
+                    comma_list(&filters),
                     which
                 ))
             }
@@ -157,15 +157,6 @@ impl Recipe {
             opt.set_momentum(cycle.beta1(step));
         }
     }
-}
-
-/// `32,64`.
-fn join(counts: &[i64]) -> String {
-    counts
-        .iter()
-        .map(|n| n.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// PyTorch's `OneCycleLR` with its defaults (cosine annealing): over the first 30% of

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::models::ModelSpec;
+use crate::models::{comma_list, ModelSpec};
 use crate::plots;
 use crate::run_dir::{self, write_atomically};
 use crate::train::{self, TrainOptions};
@@ -42,11 +42,7 @@ pub fn size_label(model: &ModelSpec) -> String {
         ModelSpec::Cnn {
             filters, hidden, ..
         } => {
-            let filters = filters
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
+            let filters = comma_list(filters);
             match hidden {
                 128 => filters,
                 _ => format!("{filters} hidden {hidden}"),

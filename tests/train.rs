@@ -185,19 +185,18 @@ fn out_of_range_flags_exit_2_with_one_message() {
         &["--device", "tpu"],
         &["--no-such-flag"],
     ] {
-        let result = run_bin(DENSE, args);
-        assert_eq!(
-            result.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&result)
-        );
-        assert!(
-            stderr(&result).starts_with("error:"),
-            "{args:?}: {}",
-            stderr(&result)
-        );
+        usage_error(DENSE, args);
     }
+}
+
+/// Runs `bin` with `args`, checks that it exits with status 2 and an "error:" line, as
+/// clap does for bad flags, and returns its stderr.
+fn usage_error(bin: &str, args: &[&str]) -> String {
+    let result = run_bin(bin, args);
+    let err = stderr(&result);
+    assert_eq!(result.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.starts_with("error:"), "{args:?}: {err}");
+    err
 }
 
 #[test]
@@ -213,14 +212,7 @@ fn convs_not_matching_the_blocks_of_filters_are_refused_naming_both_flags() {
             "--filters 8,16,32",
         ),
     ] {
-        let result = run_bin(CNN, args);
-        assert_eq!(
-            result.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&result)
-        );
-        let err = stderr(&result);
+        let err = usage_error(CNN, args);
         assert!(
             err.contains("--convs 1,2") && err.contains(filters),
             "{err}"
