@@ -94,6 +94,7 @@ fn main() -> ExitCode {
             epochs: 1,
             batch_size: args.batch_size as usize,
             learning_rate: args.lr,
+            validation: None,
             seed: args.seed,
             device: args.device.device,
             threads: args.device.threads.map(|n| n as usize),

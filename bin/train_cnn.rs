@@ -15,7 +15,8 @@ struct Cli {
     /// block and two in each later one, batch norm, dropout 0.1, 256 hidden units, random
     /// 2-pixel shifts and mirroring of each batch, labels smoothed by 0.1, AdamW (weight
     /// decay 0.05) with a one-cycle schedule peaking at --lr, batch 128, 18 epochs, and
-    /// the last 5,000 training images held out for validation [default: lesson]
+    /// the last 5,000 training images held out for validation (--validation 0 trains on
+    /// all of them) [default: lesson]
     #[arg(long, value_enum)]
     recipe: Option<Recipe>,
     /// Filters of each convolution block, e.g. 32,64 (one to four blocks)

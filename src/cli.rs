@@ -30,6 +30,12 @@ pub struct TrainArgs {
     #[arg(long, value_parser = positive_f64)]
     pub lr: Option<f64>,
 
+    /// Training images held out (the last N) and scored every epoch, to choose settings
+    /// on without looking at the test set; 0 trains on all of them, the final fit once
+    /// settings are chosen [default: 0; 5000 with --recipe strong]
+    #[arg(long, value_name = "N")]
+    pub validation: Option<u32>,
+
     /// Seed for the initial weights and the shuffling; on the CPU, the same seed and
     /// threads give the same numbers
     #[arg(long, default_value_t = 0)]
@@ -116,6 +122,7 @@ impl CommonArgs {
             epochs: t.epochs.unwrap_or(default_epochs),
             batch_size: t.batch_size.map_or(recipe.batch_size(), |b| b as usize),
             learning_rate: t.lr.unwrap_or(recipe.learning_rate()),
+            validation: t.validation.map(i64::from),
             seed: t.seed,
             device: self.device.device,
             threads: self.device.threads.map(|n| n as usize),
@@ -168,6 +175,18 @@ impl CommonArgs {
                 config.learning_rate.to_string(),
             ));
         }
+        if let Some(v) = options
+            .validation
+            .filter(|&v| Some(v) != config.validation_images)
+        {
+            return Err(refuse(
+                "--validation",
+                v.to_string(),
+                config
+                    .validation_images
+                    .map_or("the recipe's default".to_string(), |n| n.to_string()),
+            ));
+        }
         options.epochs = match t.epochs {
             Some(more) => done + more,
             None if done < config.epochs => config.epochs,
@@ -180,6 +199,7 @@ impl CommonArgs {
         options.recipe = config.recipe;
         options.batch_size = config.batch_size;
         options.learning_rate = config.learning_rate;
+        options.validation = config.validation_images;
         options.seed = config.seed;
         options.out = Some(run.clone());
         options.resume = true;

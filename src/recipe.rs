@@ -111,8 +111,8 @@ impl Recipe {
         }
     }
 
-    /// How many of `train_len` training images are held out for validation: none, or
-    /// 5,000 (a tenth, for sets under 50,000 images).
+    /// How many of `train_len` training images are held out for validation unless
+    /// `--validation`: none, or 5,000 (a tenth, for sets under 50,000 images).
     pub fn validation_images(self, train_len: i64) -> i64 {
         match self {
             Recipe::Lesson => 0,

@@ -23,6 +23,10 @@ pub struct RunConfig {
     pub epochs: u32,
     pub batch_size: usize,
     pub learning_rate: f64,
+    /// Training images held out for validation (`--validation`). Runs from before the
+    /// flag held out their recipe's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_images: Option<i64>,
     pub seed: u64,
     /// The device it trained on, as `cpu` or `cuda:N`.
     pub device: String,
@@ -286,6 +290,7 @@ mod tests {
             epochs: 2,
             batch_size: 32,
             learning_rate: 1e-3,
+            validation_images: Some(0),
             seed: 1,
             device: "cpu".into(),
             threads: 2,

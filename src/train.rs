@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -31,6 +31,8 @@ pub struct TrainOptions {
     pub epochs: u32,
     pub batch_size: usize,
     pub learning_rate: f64,
+    /// Training images held out for validation; `None`: the recipe's number.
+    pub validation: Option<i64>,
     pub seed: u64,
     pub device: DeviceChoice,
     pub threads: Option<usize>,
@@ -96,7 +98,16 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     };
     let done = history.len() as u32;
     let data = data::load(opts.data_dir.as_deref(), device)?;
-    let held_out = opts.recipe.validation_images(data.train.len());
+    let held_out = opts
+        .validation
+        .unwrap_or_else(|| opts.recipe.validation_images(data.train.len()));
+    ensure!(
+        held_out < data.train.len(),
+        "--validation {held_out} would hold out every one of the {} training images in {}; \
+         give fewer",
+        data.train.len(),
+        data.dir.display()
+    );
     let (train_split, validation) = data.train.split_off_last(held_out);
     let validation = (held_out > 0).then_some(validation);
     // A resumed run reshuffles differently from its first epochs, yet reproducibly.
@@ -109,6 +120,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         epochs: opts.epochs,
         batch_size: opts.batch_size,
         learning_rate: opts.learning_rate,
+        validation_images: Some(held_out),
         seed: opts.seed,
         device: device::device_name(device),
         threads: tch::get_num_threads() as usize,

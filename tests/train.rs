@@ -136,6 +136,85 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
     );
 }
 
+#[test]
+fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
+    // the lesson's recipe can hold images out too
+    let (tmp, out, stdout) = trains_and_keeps_the_run(DENSE, &["--validation", "100"]);
+    assert!(
+        stdout.contains("500 training (100 more held out for validation)"),
+        "{stdout}"
+    );
+    let metrics = run_dir::read_metrics(&out).unwrap();
+    assert!(
+        metrics.iter().all(|m| m.validation_accuracy.is_some()),
+        "{metrics:?}"
+    );
+    // and the strong recipe's final fit trains on all 600 synthetic images, with no
+    // validation column (how well it learns is the test above's)
+    let data = data_dir(&out);
+    let out = tmp.path().join("final-fit");
+    let result = run_bin(
+        CNN,
+        &[
+            "--recipe",
+            "strong",
+            "--validation",
+            "0",
+            "--filters",
+            "4,8",
+            "--epochs",
+            "1",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains(" 600 training and "), "{stdout}");
+    assert!(!stdout.contains("held out"), "{stdout}");
+    let metrics = run_dir::read_metrics(&out).unwrap();
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0].validation_accuracy, None);
+    assert_eq!(
+        run_dir::read_config(&out).unwrap().validation_images,
+        Some(0)
+    );
+    // a resumed run keeps its split
+    let result = run_bin(
+        CNN,
+        &["--resume", out.to_str().unwrap(), "--validation", "60"],
+    );
+    assert_eq!(result.status.code(), Some(1));
+    let err = stderr(&result);
+    assert!(err.contains("--validation 0, not 60"), "{err}");
+    // holding out every training image is refused before a run folder is made
+    let too_many = tmp.path().join("too-many");
+    let result = run_bin(
+        CNN,
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            too_many.to_str().unwrap(),
+            "--validation",
+            "600",
+            "--device",
+            "cpu",
+        ],
+    );
+    assert_eq!(result.status.code(), Some(1));
+    let err = stderr(&result);
+    assert!(
+        err.contains("--validation 600") && err.contains("600 training images"),
+        "{err}"
+    );
+    assert!(!too_many.exists());
+}
+
 fn metrics_without_times(run: &Path) -> Vec<(f64, f64, f64, f64)> {
     run_dir::read_metrics(run)
         .unwrap()
@@ -238,6 +317,7 @@ fn help_explains_every_flag() {
         "--hidden",
         "--convs",
         "--recipe",
+        "--validation",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
