@@ -30,9 +30,10 @@ pub struct TrainArgs {
     #[arg(long, value_parser = positive_f64)]
     pub lr: Option<f64>,
 
-    /// Training images held out (the last N) and scored every epoch, to choose settings
-    /// on without looking at the test set; 0 trains on all of them, the final fit once
-    /// settings are chosen [default: 0; 5000 with --recipe strong]
+    /// Training images held out (the last N, fewer than the training set) and scored
+    /// every epoch, to choose settings on without looking at the test set; 0 trains on
+    /// all of them (the final fit, once settings are chosen) [default: 0; with --recipe
+    /// strong 5000, or a tenth of a smaller set]
     #[arg(long, value_name = "N")]
     pub validation: Option<u32>,
 
@@ -48,8 +49,8 @@ pub struct TrainArgs {
 
     /// Continue the run in DIR from its weights and epoch count, appending to its
     /// metrics.csv; --epochs is then the number of further epochs (without it, an
-    /// interrupted run finishes its planned epochs). The model, recipe, batch size and
-    /// learning rate are the run's own. Adam's moment estimates start afresh (tch cannot save them)
+    /// interrupted run finishes its planned epochs). The model, recipe, batch size,
+    /// learning rate and validation split are the run's own. Adam's moment estimates start afresh (tch cannot save them)
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
 
@@ -122,7 +123,7 @@ impl CommonArgs {
             epochs: t.epochs.unwrap_or(default_epochs),
             batch_size: t.batch_size.map_or(recipe.batch_size(), |b| b as usize),
             learning_rate: t.lr.unwrap_or(recipe.learning_rate()),
-            validation: t.validation.map(i64::from),
+            validation: t.validation,
             seed: t.seed,
             device: self.device.device,
             threads: self.device.threads.map(|n| n as usize),
@@ -175,18 +176,6 @@ impl CommonArgs {
                 config.learning_rate.to_string(),
             ));
         }
-        if let Some(v) = options
-            .validation
-            .filter(|&v| Some(v) != config.validation_images)
-        {
-            return Err(refuse(
-                "--validation",
-                v.to_string(),
-                config
-                    .validation_images
-                    .map_or("the recipe's default".to_string(), |n| n.to_string()),
-            ));
-        }
         options.epochs = match t.epochs {
             Some(more) => done + more,
             None if done < config.epochs => config.epochs,
@@ -199,7 +188,6 @@ impl CommonArgs {
         options.recipe = config.recipe;
         options.batch_size = config.batch_size;
         options.learning_rate = config.learning_rate;
-        options.validation = config.validation_images;
         options.seed = config.seed;
         options.out = Some(run.clone());
         options.resume = true;

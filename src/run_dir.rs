@@ -26,7 +26,7 @@ pub struct RunConfig {
     /// Training images held out for validation (`--validation`). Runs from before the
     /// flag held out their recipe's number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_images: Option<i64>,
+    pub validation_images: Option<u32>,
     pub seed: u64,
     /// The device it trained on, as `cpu` or `cuda:N`.
     pub device: String,
@@ -328,6 +328,23 @@ mod tests {
         };
         rd.append_metrics(&m).unwrap();
         assert_eq!(read_metrics(&run).unwrap(), vec![m]);
+    }
+
+    #[test]
+    fn configs_from_before_recipes_and_validation_load_and_a_negative_split_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut json = serde_json::to_value(config()).unwrap();
+        let fields = json.as_object_mut().unwrap();
+        fields.remove("recipe");
+        fields.remove("validation_images");
+        fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
+        let old = read_config(dir.path()).unwrap();
+        assert_eq!((old.recipe, old.validation_images), (Recipe::Lesson, None));
+
+        json["validation_images"] = (-5).into();
+        fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
+        let err = format!("{:#}", read_config(dir.path()).unwrap_err());
+        assert!(err.contains("not a valid run config"), "{err}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The training loop, written once for every model and recipe: softmax cross-entropy, the
-//! training set reshuffled every epoch, a test-set score (and a validation score when the
-//! recipe holds images out), `metrics.csv`, `curves.svg` and the weights saved after each
+//! training set reshuffled every epoch, a test-set score (and a validation score when
+//! images are held out), `metrics.csv`, `curves.svg` and the weights saved after each
 //! epoch. Ctrl-C saves the epoch so far and stops.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,14 +25,15 @@ use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir};
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     pub model: ModelSpec,
-    /// Optimiser, schedule, augmentation and validation split.
+    /// Optimiser, schedule, augmentation and the default validation split.
     pub recipe: Recipe,
     /// The epoch to stop after, counting those a resumed run already has.
     pub epochs: u32,
     pub batch_size: usize,
     pub learning_rate: f64,
-    /// Training images held out for validation; `None`: the recipe's number.
-    pub validation: Option<i64>,
+    /// Training images held out for validation; `None`: the recipe's number (on resume,
+    /// the run's own).
+    pub validation: Option<u32>,
     pub seed: u64,
     pub device: DeviceChoice,
     pub threads: Option<usize>,
@@ -98,15 +99,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     };
     let done = history.len() as u32;
     let data = data::load(opts.data_dir.as_deref(), device)?;
-    let held_out = opts
-        .validation
-        .unwrap_or_else(|| opts.recipe.validation_images(data.train.len()));
+    let held_out = validation_images(opts, &out, data.train.len())?;
     ensure!(
         held_out < data.train.len(),
-        "--validation {held_out} would hold out every one of the {} training images in {}; \
-         give fewer",
-        data.train.len(),
-        data.dir.display()
+        "holding out {held_out} images for validation (--validation) leaves nothing to train \
+         on: {} has {} training images; give fewer (0 trains on all of them)",
+        data.dir.display(),
+        data.train.len()
     );
     let (train_split, validation) = data.train.split_off_last(held_out);
     let validation = (held_out > 0).then_some(validation);
@@ -120,7 +119,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         epochs: opts.epochs,
         batch_size: opts.batch_size,
         learning_rate: opts.learning_rate,
-        validation_images: Some(held_out),
+        validation_images: Some(held_out as u32),
         seed: opts.seed,
         device: device::device_name(device),
         threads: tch::get_num_threads() as usize,
@@ -215,6 +214,30 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         run_dir: run.path,
         epochs: history,
     })
+}
+
+/// How many of the `train_len` training images to hold out: `--validation`, else the
+/// recipe's number; a resumed run keeps its own and refuses another.
+fn validation_images(opts: &TrainOptions, out: &Path, train_len: i64) -> Result<i64> {
+    let asked = opts.validation.map(i64::from);
+    if !opts.resume {
+        return Ok(asked.unwrap_or_else(|| opts.recipe.validation_images(train_len)));
+    }
+    let config = run_dir::read_config(out)?;
+    let had = config
+        .validation_images
+        .map(i64::from)
+        // runs from before --validation held out their recipe's number
+        .unwrap_or_else(|| config.recipe.validation_images(train_len));
+    if let Some(asked) = asked.filter(|&v| v != had) {
+        bail!(
+            "--resume {}: the run holds out {had} training images for validation, not \
+             --validation {asked}; a resumed run keeps its split (drop the flag, or start a \
+             new run)",
+            out.display()
+        );
+    }
+    Ok(had)
 }
 
 /// A flag that Ctrl-C (SIGINT) sets, so the loop can save and stop between batches.

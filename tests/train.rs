@@ -183,14 +183,46 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
         run_dir::read_config(&out).unwrap().validation_images,
         Some(0)
     );
-    // a resumed run keeps its split
+    // a resumed run keeps its split, and refuses another
     let result = run_bin(
         CNN,
-        &["--resume", out.to_str().unwrap(), "--validation", "60"],
+        &[
+            "--resume",
+            out.to_str().unwrap(),
+            "--validation",
+            "60",
+            "--epochs",
+            "1",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
     );
     assert_eq!(result.status.code(), Some(1));
     let err = stderr(&result);
-    assert!(err.contains("--validation 0, not 60"), "{err}");
+    assert!(
+        err.contains("holds out 0 training images for validation, not --validation 60"),
+        "{err}"
+    );
+    let result = run_bin(
+        CNN,
+        &[
+            "--resume",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains(" 600 training and "), "{stdout}");
+    let metrics = run_dir::read_metrics(&out).unwrap();
+    assert_eq!(metrics.len(), 2);
+    assert!(
+        metrics.iter().all(|m| m.validation_accuracy.is_none()),
+        "{metrics:?}"
+    );
     // holding out every training image is refused before a run folder is made
     let too_many = tmp.path().join("too-many");
     let result = run_bin(
@@ -209,7 +241,8 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     assert_eq!(result.status.code(), Some(1));
     let err = stderr(&result);
     assert!(
-        err.contains("--validation 600") && err.contains("600 training images"),
+        err.contains("holding out 600 images for validation (--validation)")
+            && err.contains("has 600 training images"),
         "{err}"
     );
     assert!(!too_many.exists());
