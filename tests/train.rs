@@ -184,36 +184,26 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
         Some(0)
     );
     // a resumed run keeps its split, and refuses another
-    let result = run_bin(
-        CNN,
-        &[
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
             "--resume",
             out.to_str().unwrap(),
-            "--validation",
-            "60",
             "--epochs",
             "1",
             "--data-dir",
             data.to_str().unwrap(),
-        ],
-    );
+        ];
+        args.extend_from_slice(extra);
+        run_bin(CNN, &args)
+    };
+    let result = resume(&["--validation", "60"]);
     assert_eq!(result.status.code(), Some(1));
     let err = stderr(&result);
     assert!(
         err.contains("holds out 0 training images for validation, not --validation 60"),
         "{err}"
     );
-    let result = run_bin(
-        CNN,
-        &[
-            "--resume",
-            out.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let result = resume(&[]);
     assert!(result.status.success(), "{}", stderr(&result));
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains(" 600 training and "), "{stdout}");
