@@ -50,7 +50,8 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its weights and epoch count, appending to its
     /// metrics.csv; --epochs is then the number of further epochs (without it, an
     /// interrupted run finishes its planned epochs). The model, recipe, batch size,
-    /// learning rate and validation split are the run's own. Adam's moment estimates start afresh (tch cannot save them)
+    /// learning rate and validation split are the run's own. Adam's moment estimates
+    /// start afresh (tch cannot save them)
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
 
