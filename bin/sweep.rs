@@ -3,14 +3,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::models::ModelSpec;
+use fashion_tch::models::{ModelKind, ModelSpec};
+use fashion_tch::recipe::{Recipe, RecipeFlags};
 use fashion_tch::sweep::{self, SweepOptions};
-use fashion_tch::{cli, run_dir::RunDir, train::TrainOptions};
+use fashion_tch::{cli, run_dir::RunDir};
 
 /// Train a network at several sizes and compare test and train accuracy after several
 /// epoch counts (one run per size, the smaller counts read on its way). Prints a markdown
 /// table and writes sweep.md and sweep.svg into the sweep folder. Rerunning the same
-/// command skips finished runs and resumes interrupted ones.
+/// command skips finished runs and continues interrupted ones exactly; a rerun with other
+/// settings is refused.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -31,18 +33,8 @@ struct Cli {
     /// The sweep folder [default: runs/sweep-<model>-<timestamp>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Images per optimisation step
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    batch_size: u32,
-    /// Adam's learning rate, above 0
-    #[arg(long, default_value_t = 1e-3, value_parser = cli::positive_f64)]
-    lr: f64,
-    /// Seed for every run's initial weights and shuffling
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// No progress bars
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    train: cli::TrainArgs,
     #[command(flatten)]
     data: cli::DataArgs,
     #[command(flatten)]
@@ -61,53 +53,39 @@ fn parse_filter_list(s: &str) -> Result<FilterList, String> {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let models: Vec<ModelSpec> = match args.model.as_str() {
-        "dense" => args
-            .hidden
-            .iter()
-            .map(|&hidden| ModelSpec::Dense { hidden })
-            .collect(),
-        _ => args
-            .filters
-            .0
-            .iter()
-            .flat_map(|filters| {
-                args.hidden
-                    .iter()
-                    .map(move |&hidden| ModelSpec::cnn(filters.clone(), hidden))
-            })
-            .collect(),
+    let (kind, filter_lists) = match args.model.as_str() {
+        "dense" => (ModelKind::Dense, vec![None]),
+        _ => (
+            ModelKind::Cnn,
+            args.filters.0.iter().cloned().map(Some).collect(),
+        ),
     };
+    let lesson = args.train.recipe_flags().apply(Recipe::lesson(kind));
+    let sizes = filter_lists.iter().flat_map(|filters| {
+        args.hidden.iter().map(move |&hidden| RecipeFlags {
+            hidden: Some(hidden),
+            filters: filters.clone(),
+            ..RecipeFlags::default()
+        })
+    });
+    let models: Vec<ModelSpec> = sizes
+        .map(|size| size.apply(Recipe::lesson(kind)).map(|r| r.model))
+        .collect::<Result<_, _>>()
+        .expect("sizes alone always fit the lesson's recipe");
     let out = args.out.clone().unwrap_or_else(|| {
         let stamp = RunDir::default_path(&models[0]);
-        let name = stamp
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = stamp.file_name().unwrap_or_default().to_string_lossy();
         PathBuf::from("runs").join(format!("sweep-{name}"))
     });
-    let options = SweepOptions {
-        base: TrainOptions {
-            model: models[0].clone(),
-            recipe: Default::default(),
-            epochs: 1,
-            batch_size: args.batch_size as usize,
-            learning_rate: args.lr,
-            validation: None,
-            seed: args.seed,
-            device: args.device.device,
-            threads: args.device.threads.map(|n| n as usize),
-            data_dir: args.data.data_dir.clone(),
-            out: None,
-            resume: false,
-            quiet: args.quiet,
-        },
-        models,
-        epochs: args.epochs.clone(),
-        out,
-    };
     cli::run(|| {
+        let recipe = lesson.map_err(anyhow::Error::msg)?;
+        let options = SweepOptions {
+            base: cli::options(&args.train, &args.data, &args.device, recipe),
+            models,
+            epochs: args.epochs.clone(),
+            out,
+            fresh_optimizer: args.train.fresh_optimizer,
+        };
         let rows = sweep::sweep(&options)?;
         print!("\n{}", sweep::table(&rows));
         println!("\nwrote {}", options.out.join("sweep.svg").display());

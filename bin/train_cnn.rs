@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{error::ErrorKind, CommandFactory, Parser};
-use fashion_tch::{cli, recipe::Recipe};
+use fashion_tch::{cli, models::ModelKind, recipe::Recipe, recipe::RecipeFlags};
 
 /// Train the Keras lesson's convolutional network on Fashion-MNIST (10 epochs; the lesson
 /// reaches 0.91), or with --recipe strong a stronger one (18 epochs)
@@ -17,8 +17,8 @@ struct Cli {
     /// decay 0.05) with a one-cycle schedule peaking at --lr, batch 128, 18 epochs, and
     /// the last 5,000 training images held out for validation (--validation 0 trains on
     /// all of them) [default: lesson]
-    #[arg(long, value_enum)]
-    recipe: Option<Recipe>,
+    #[arg(long, value_parser = Recipe::NAMES)]
+    recipe: Option<String>,
     /// Filters of each convolution block, e.g. 32,64 (one to four blocks)
     /// [default: 32,64]
     // the full path keeps clap from reading Vec as "the flag repeated"
@@ -37,19 +37,19 @@ struct Cli {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let recipe = args.recipe.unwrap_or_default();
-    let model_flags = args.filters.is_some() || args.convs.is_some() || args.hidden.is_some();
-    let model = match recipe.cnn(args.filters, args.convs, args.hidden) {
-        Ok(model) => model,
-        Err(msg) => Cli::command()
-            .error(ErrorKind::ArgumentConflict, msg)
-            .exit(),
+    let flags = RecipeFlags {
+        recipe: args.recipe,
+        hidden: args.hidden,
+        filters: args.filters,
+        convs: args.convs,
+        ..args.common.recipe_flags()
     };
-    cli::train_and_report(
-        &args.common,
-        args.recipe,
-        model,
-        model_flags,
-        recipe.cnn_epochs(),
-    )
+    if args.common.run.resume.is_none() {
+        if let Err(msg) = flags.recipe(ModelKind::Cnn) {
+            Cli::command()
+                .error(ErrorKind::ArgumentConflict, msg)
+                .exit()
+        }
+    }
+    cli::train_and_report(&args.common, ModelKind::Cnn, &flags)
 }

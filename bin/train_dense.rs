@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::{cli, models::ModelSpec};
+use fashion_tch::{cli, models::ModelKind, recipe::RecipeFlags};
 
 /// Train the Keras lesson's dense network on Fashion-MNIST (5 epochs; the lesson reaches 0.878).
 #[derive(Parser)]
@@ -17,8 +17,9 @@ struct Cli {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let model = ModelSpec::Dense {
-        hidden: args.hidden.unwrap_or(128),
+    let flags = RecipeFlags {
+        hidden: args.hidden,
+        ..args.common.recipe_flags()
     };
-    cli::train_and_report(&args.common, None, model, args.hidden.is_some(), 5)
+    cli::train_and_report(&args.common, ModelKind::Dense, &flags)
 }

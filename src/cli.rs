@@ -1,26 +1,23 @@
 //! The argument groups every binary flattens in, and how a binary ends: one error line,
 //! never a panic trace.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Args;
 
 use crate::device::DeviceChoice;
-use crate::models::{ModelSpec, MAX_BLOCKS};
-use crate::recipe::Recipe;
-use crate::run_dir;
-use crate::train::{Interrupted, TrainOptions};
+use crate::models::{ModelKind, CONVS_PER_BLOCK, MAX_BLOCKS};
+use crate::recipe::{Recipe, RecipeFlags};
+use crate::run_dir::{resume, EpochMetrics};
+use crate::stop;
+use crate::train::{Interrupted, Resume, TrainOptions};
 
-/// How to train.
+/// How to train: the flags the trainers and `sweep` share.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the
-    /// CNN, 18 with --recipe strong]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub epochs: Option<u32>,
-
     /// Images per optimisation step [default: 32; 128 with --recipe strong]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: Option<u32>,
@@ -37,27 +34,65 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub validation: Option<u32>,
 
-    /// Seed for the initial weights and the shuffling; on the CPU, the same seed and
-    /// threads give the same numbers
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed for the initial weights and every random draw (shuffling, augmentation,
+    /// dropout), which is also seeded by the epoch and step, so a resumed run draws what
+    /// it would have drawn; on the CPU, the same seed and --threads give the same numbers
+    /// [default: 0]
+    #[arg(long)]
+    pub seed: Option<u64>,
 
-    /// The run folder for config.json, metrics.csv and model.safetensors
-    /// [default: runs/<model>-<timestamp>]
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    /// Minutes between checkpoints within an epoch (one is also saved at every epoch's
+    /// end and on Ctrl-C); a kill or power cut loses at most this much work
+    #[arg(long, value_name = "MINUTES", default_value_t = 5.0, value_parser = positive_f64)]
+    pub checkpoint_every: f64,
 
-    /// Continue the run in DIR from its weights and epoch count, appending to its
-    /// metrics.csv; --epochs is then the number of further epochs (without it, an
-    /// interrupted run finishes its planned epochs). The model, recipe, batch size,
-    /// learning rate and validation split are the run's own. Adam's moment estimates
-    /// start afresh (tch cannot save them)
-    #[arg(long, value_name = "DIR", conflicts_with = "out")]
-    pub resume: Option<PathBuf>,
+    /// With --resume (or a rerun of sweep) on a run folder made before checkpoints
+    /// existed: go on from its model.safetensors with Adam's moments started afresh,
+    /// which cannot reproduce the run exactly
+    #[arg(long)]
+    pub fresh_optimizer: bool,
 
     /// No progress bars: one line per epoch only (also the case when stdout is not a terminal)
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// The recipe flags this group holds; the model's flags are the trainer's own.
+    pub fn recipe_flags(&self) -> RecipeFlags {
+        RecipeFlags {
+            batch_size: self.batch_size.map(|b| b as usize),
+            learning_rate: self.lr,
+            validation: self.validation,
+            ..RecipeFlags::default()
+        }
+    }
+
+    /// `--checkpoint-every` as a duration.
+    pub fn checkpoint_every(&self) -> Duration {
+        Duration::from_secs_f64(self.checkpoint_every * 60.0)
+    }
+}
+
+/// Which run: a new one, or one to continue.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the
+    /// CNN, 18 with --recipe strong]; with --resume, the number of further epochs
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: Option<u32>,
+
+    /// The run folder for config.json, metrics.csv, model.safetensors and the checkpoint
+    /// [default: runs/<model>-<timestamp>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Continue the run in DIR exactly where it stopped (after Ctrl-C, a kill or a crash:
+    /// at its last checkpoint), to the very numbers it would have reached. --epochs N
+    /// trains N more epochs; without it, the run finishes its planned epochs. The model,
+    /// recipe, batch size, learning rate, validation split and seed are the run's own
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
 }
 
 /// Where the data is.
@@ -98,102 +133,72 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub train: TrainArgs,
     #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
 
 impl CommonArgs {
-    /// The library's options for training `model` (`model_flags`: whether the user gave
-    /// flags that shape it) with `recipe` (None: not given, the lesson's),
-    /// `default_epochs` unless --epochs. With --resume, the run's own config fills in what
-    /// the flags leave open, and flags that contradict it are refused.
-    pub fn train_options(
-        &self,
-        recipe: Option<Recipe>,
-        model: ModelSpec,
-        model_flags: bool,
-        default_epochs: u32,
-    ) -> Result<TrainOptions> {
-        let t = &self.train;
-        let given_recipe = recipe;
-        let recipe = recipe.unwrap_or_default();
-        let mut options = TrainOptions {
-            model,
-            recipe,
-            epochs: t.epochs.unwrap_or(default_epochs),
-            batch_size: t.batch_size.map_or(recipe.batch_size(), |b| b as usize),
-            learning_rate: t.lr.unwrap_or(recipe.learning_rate()),
-            validation: t.validation,
-            seed: t.seed,
-            device: self.device.device,
-            threads: self.device.threads.map(|n| n as usize),
-            data_dir: self.data.data_dir.clone(),
-            out: t.out.clone(),
-            resume: false,
-            quiet: t.quiet,
-        };
-        let Some(run) = &t.resume else {
-            return Ok(options);
-        };
-        let config = run_dir::read_config(run)?;
-        let done = run_dir::read_metrics(run)?.len() as u32;
-        let refuse = |what: &str, ours: String, theirs: String| {
-            anyhow!(
-                "--resume {}: the run was trained with {what} {theirs}, not {ours}; a resumed \
-                 run keeps its config (drop the flag, or start a new run)",
-                run.display()
-            )
-        };
-        if options.model.name() != config.model.name() {
-            bail!(
-                "--resume {}: that run trained a {} network; resume it with train_{}",
-                run.display(),
-                config.model.name(),
-                config.model.name()
-            );
+    /// The recipe flags of this group (`--epochs` among them); the trainer adds its
+    /// model's.
+    pub fn recipe_flags(&self) -> RecipeFlags {
+        RecipeFlags {
+            epochs: self.run.epochs,
+            ..self.train.recipe_flags()
         }
-        if model_flags && options.model != config.model {
-            return Err(refuse(
-                "the model",
-                format!("{:?}", options.model),
-                format!("{:?}", config.model),
-            ));
+    }
+
+    /// The library's options for training a network of `kind` as `flags` say. With
+    /// --resume, the run's own config, which the flags may not contradict
+    /// ([`resume::plan`]).
+    pub fn train_options(&self, kind: ModelKind, flags: &RecipeFlags) -> Result<TrainOptions> {
+        let recipe = flags.recipe(kind).map_err(|msg| anyhow!(msg))?;
+        let mut options = options(&self.train, &self.data, &self.device, recipe);
+        options.out = self.run.out.clone();
+        if let Some(run) = &self.run.resume {
+            let t = &self.train;
+            let plan = resume::plan(run, kind, flags, t.seed, t.fresh_optimizer)?;
+            options.validation = Some(plan.config.recipe.validation_images);
+            options.recipe = plan.config.recipe;
+            options.seed = plan.config.seed;
+            options.out = Some(run.clone());
+            options.resume = Some(match t.fresh_optimizer {
+                true => Resume::FreshOptimizer,
+                false => Resume::Exactly,
+            });
         }
-        if let Some(r) = given_recipe.filter(|&r| r != config.recipe) {
-            return Err(refuse("--recipe", r.to_string(), config.recipe.to_string()));
-        }
-        if let Some(b) = t.batch_size.filter(|&b| b as usize != config.batch_size) {
-            return Err(refuse(
-                "--batch-size",
-                b.to_string(),
-                config.batch_size.to_string(),
-            ));
-        }
-        if let Some(lr) = t.lr.filter(|&lr| lr != config.learning_rate) {
-            return Err(refuse(
-                "--lr",
-                lr.to_string(),
-                config.learning_rate.to_string(),
-            ));
-        }
-        options.epochs = match t.epochs {
-            Some(more) => done + more,
-            None if done < config.epochs => config.epochs,
-            None => bail!(
-                "--resume {}: the run has finished its {done} epochs; give --epochs N to train N more",
-                run.display()
-            ),
-        };
-        options.model = config.model;
-        options.recipe = config.recipe;
-        options.batch_size = config.batch_size;
-        options.learning_rate = config.learning_rate;
-        options.seed = config.seed;
-        options.out = Some(run.clone());
-        options.resume = true;
         Ok(options)
     }
+}
+
+/// The options for a new run of `recipe` as the shared groups of flags say (into a
+/// folder of its own unless `out` is set).
+pub fn options(
+    train: &TrainArgs,
+    data: &DataArgs,
+    device: &DeviceArgs,
+    recipe: Recipe,
+) -> TrainOptions {
+    TrainOptions {
+        recipe,
+        validation: train.validation,
+        seed: train.seed.unwrap_or(0),
+        device: device.device,
+        threads: device.threads.map(|n| n as usize),
+        data_dir: data.data_dir.clone(),
+        out: None,
+        resume: None,
+        quiet: train.quiet,
+        checkpoint_every: train.checkpoint_every(),
+        after_epoch: draw_curves,
+    }
+}
+
+/// Redraws a run's `curves.svg` from its finished epochs (the trainers' `after_epoch`).
+pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
+    crate::plots::curves(&run.join("curves.svg"), history)
 }
 
 /// Parses a number above 0 (`--lr`).
@@ -205,17 +210,11 @@ pub fn positive_f64(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A trainer binary's body: train `model` (`model_flags`: whether flags shaped it) with
-/// `recipe`, then print the final test accuracy and where the run is kept.
-pub fn train_and_report(
-    common: &CommonArgs,
-    recipe: Option<Recipe>,
-    model: ModelSpec,
-    model_flags: bool,
-    default_epochs: u32,
-) -> ExitCode {
+/// A trainer binary's body: train a network of `kind` as `flags` say, then print the final
+/// test accuracy and where the run is kept.
+pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &RecipeFlags) -> ExitCode {
     run(|| {
-        let options = common.train_options(recipe, model, model_flags, default_epochs)?;
+        let options = common.train_options(kind, flags)?;
         let report = crate::train::train(&options)?;
         println!(
             "test accuracy {:.4}; run saved in {}",
@@ -235,7 +234,11 @@ pub fn parse_filters(s: &str) -> Result<Vec<i64>, String> {
 /// Parses `--convs 1,2`: convolutions in each block (1 to 4), one count for every block
 /// or one per block.
 pub fn parse_convs(s: &str) -> Result<Vec<i64>, String> {
-    parse_counts(s, |n| (1..=4).contains(&n), "counts from 1 to 4 like 1,2")
+    parse_counts(
+        s,
+        |n| CONVS_PER_BLOCK.contains(&n),
+        "counts from 1 to 4 like 1,2",
+    )
 }
 
 /// One to [`MAX_BLOCKS`] comma-separated counts, each `valid`; `what` says which.
@@ -265,7 +268,7 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(err)) if err.is::<Interrupted>() => {
             eprintln!("{err}");
-            ExitCode::from(130)
+            ExitCode::from(stop::EXIT_CODE)
         }
         Ok(Err(err)) => {
             eprintln!("error: {err:#}");
@@ -305,11 +308,11 @@ mod tests {
     #[test]
     fn defaults_are_the_lessons() {
         let cli = parse(&[]).unwrap();
-        let o = cli
-            .common
-            .train_options(None, ModelSpec::lesson_cnn(), false, 10)
-            .unwrap();
-        assert_eq!((o.epochs, o.batch_size, o.learning_rate), (10, 32, 1e-3));
+        let flags = cli.common.recipe_flags();
+        let o = cli.common.train_options(ModelKind::Cnn, &flags).unwrap();
+        assert_eq!(o.recipe, crate::recipe::Recipe::lesson(ModelKind::Cnn));
+        assert_eq!((o.seed, o.validation, o.resume), (0, None, None));
+        assert_eq!(o.checkpoint_every, Duration::from_secs(300));
         assert_eq!(o.device, DeviceChoice::Auto);
     }
 
@@ -349,6 +352,7 @@ mod tests {
             &["--lr", "abc"],
             &["--device", "tpu"],
             &["--threads", "0"],
+            &["--checkpoint-every", "0"],
         ] {
             let err = parse(args)
                 .err()

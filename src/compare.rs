@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Result};
 
 use crate::plots;
-use crate::recipe::Recipe;
 use crate::run_dir::{self, EpochMetrics, RunConfig};
 
 /// One run's folder (as given), config and metrics.
@@ -56,9 +55,9 @@ pub fn table(runs: &[RunSummary]) -> String {
         out += &format!(
             "| {} | {} | {} | {} | {:.4} | {:.4} ({}) | {:.4} | {:.0} s |\n",
             r.name,
-            match r.config.recipe {
-                Recipe::Lesson => r.config.model.name().to_string(),
-                recipe => format!("{} ({recipe} recipe)", r.config.model.name()),
+            match r.config.recipe.name.as_str() {
+                "lesson" => r.config.model().name().to_string(),
+                recipe => format!("{} ({recipe} recipe)", r.config.model().name()),
             },
             r.config.trainable_parameters,
             last.epoch,

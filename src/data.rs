@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 /// The ten classes, in label order.
-pub const CLASS_NAMES: [&str; idx::NUM_CLASSES] = [
+pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
     "T-shirt/top",
     "Trouser",
     "Pullover",
@@ -35,7 +35,8 @@ pub const CLASS_NAMES: [&str; idx::NUM_CLASSES] = [
 mod idx;
 
 pub use idx::{
-    encode_images, encode_labels, parse_images, parse_labels, read_limited, MAX_FILE_BYTES, SIDE,
+    encode_images, encode_labels, parse_images, parse_labels, read_limited, MAX_FILE_BYTES,
+    NUM_CLASSES, SIDE,
 };
 
 /// Where the official files live; `FASHION_MNIST_URL` replaces it (a mirror, or a test).

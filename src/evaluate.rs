@@ -34,7 +34,7 @@ pub fn evaluate(
     plots::predictions(&pictures[0], &test_predictions(&data.test, &predicted, 25))?;
     plots::confusion(&pictures[1], &report.confusion)?;
     plots::curves(&pictures[2], &run_dir::read_metrics(run)?)?;
-    if let ModelSpec::Cnn { .. } = loaded.config.model {
+    if let ModelSpec::Cnn { .. } = loaded.config.model() {
         let path = run.join("filters.svg");
         plots::filters(&path, &filter_view(&loaded, &data.test)?)?;
         pictures.push(path);

@@ -4,6 +4,12 @@
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
+use crate::data::{NUM_CLASSES, SIDE};
+
+/// Pixels on a side of an image, and classes, as the layers count them.
+const SIDE_I64: i64 = SIDE as i64;
+const CLASSES: i64 = NUM_CLASSES as i64;
+
 /// A network, as the lesson builds it. Inputs are `[b, 1, 28, 28]`, outputs `[b, 10]`
 /// logits (the softmax is in the loss).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -89,7 +95,7 @@ impl TryFrom<OneOrMany> for Convs {
             OneOrMany::One(n) => vec![n],
             OneOrMany::Many(counts) => counts,
         };
-        if counts.is_empty() || counts.iter().any(|n| !(1..=4).contains(n)) {
+        if counts.is_empty() || counts.iter().any(|n| !CONVS_PER_BLOCK.contains(n)) {
             return Err(format!(
                 "convs {counts:?}: each block needs 1 to 4 convolutions"
             ));
@@ -115,35 +121,60 @@ fn is_zero(p: &f64) -> bool {
     *p == 0.0
 }
 
+impl std::fmt::Display for Convs {
+    /// As `--convs` takes it: `1,2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&comma_list(&self.0))
+    }
+}
+
 /// Most convolution blocks a network may have: each halves the 28-pixel side.
 pub const MAX_BLOCKS: usize = 4;
 
-impl ModelSpec {
-    /// The lesson's dense network (128 hidden units).
-    pub const LESSON_DENSE: ModelSpec = ModelSpec::Dense { hidden: 128 };
+/// Convolutions a block may have.
+pub const CONVS_PER_BLOCK: std::ops::RangeInclusive<i64> = 1..=4;
 
-    /// A CNN as the lesson builds it: no batch norm, no dropout.
-    pub fn cnn(filters: Vec<i64>, hidden: i64) -> ModelSpec {
+/// The two kinds of network, each with its own trainer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    Dense,
+    Cnn,
+}
+
+impl ModelKind {
+    /// `dense` or `cnn`, as the trainers' names and run folders have it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Dense => "dense",
+            ModelKind::Cnn => "cnn",
+        }
+    }
+}
+
+impl ModelSpec {
+    /// The lesson's CNN: two blocks of one convolution (32 and 64 filters), 128 hidden
+    /// units, no batch norm, no dropout.
+    pub fn lesson_cnn() -> ModelSpec {
         ModelSpec::Cnn {
-            filters,
-            hidden,
+            filters: vec![32, 64],
+            hidden: 128,
             convs: Convs::default(),
             batch_norm: false,
             dropout: 0.0,
         }
     }
 
-    /// The lesson's CNN (32 and 64 filters, 128 hidden units).
-    pub fn lesson_cnn() -> ModelSpec {
-        ModelSpec::cnn(vec![32, 64], 128)
+    /// Which kind of network this is.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            ModelSpec::Dense { .. } => ModelKind::Dense,
+            ModelSpec::Cnn { .. } => ModelKind::Cnn,
+        }
     }
 
     /// Short name: `dense` or `cnn` (used for run folder names).
     pub fn name(&self) -> &'static str {
-        match self {
-            ModelSpec::Dense { .. } => "dense",
-            ModelSpec::Cnn { .. } => "cnn",
-        }
+        self.kind().name()
     }
 
     /// Builds the network with its variables under `vs`.
@@ -151,9 +182,14 @@ impl ModelSpec {
         match *self {
             ModelSpec::Dense { hidden } => nn::seq_t()
                 .add_fn(|xs| xs.flatten(1, -1)) // [b, 784]
-                .add(nn::linear(vs / "fc1", 784, hidden, Default::default()))
+                .add(nn::linear(
+                    vs / "fc1",
+                    SIDE_I64 * SIDE_I64,
+                    hidden,
+                    Default::default(),
+                ))
                 .add_fn(|xs| xs.relu())
-                .add(nn::linear(vs / "fc2", hidden, 10, Default::default())),
+                .add(nn::linear(vs / "fc2", hidden, CLASSES, Default::default())),
             ModelSpec::Cnn {
                 ref filters,
                 hidden,
@@ -168,7 +204,7 @@ impl ModelSpec {
                     ..Default::default()
                 };
                 let mut net = nn::seq_t();
-                let (mut channels, mut side) = (1, 28);
+                let (mut channels, mut side) = (1, SIDE_I64);
                 for (block, &out) in filters.iter().enumerate() {
                     let convs = convs.in_block(block);
                     for conv in 0..convs {
@@ -216,7 +252,7 @@ impl ModelSpec {
                         Default::default(),
                     ))
                     .add_fn(|xs| xs.relu());
-                drop(net).add(nn::linear(vs / "fc2", hidden, 10, Default::default()))
+                drop(net).add(nn::linear(vs / "fc2", hidden, CLASSES, Default::default()))
             }
         }
     }
@@ -264,7 +300,7 @@ mod tests {
     fn lesson_networks_have_the_lessons_parameter_counts() {
         // Keras' model.summary() for the lesson: 101,770 (dense) and 421,642 (CNN).
         for (spec, count) in [
-            (ModelSpec::LESSON_DENSE, 101_770),
+            (ModelSpec::Dense { hidden: 128 }, 101_770),
             (ModelSpec::lesson_cnn(), 421_642),
         ] {
             let vs = nn::VarStore::new(Device::Cpu);

@@ -1,161 +1,315 @@
-//! How a network is trained, beyond its shape: the lesson's recipe (plain Adam at a fixed
-//! rate on all 60,000 training images, the default) or the strong one, which gives the
-//! CNN a second convolution in each block after the first, batch norm and dropout, and
-//! trains it on random crops and flips of every batch, with smoothed labels, AdamW and a
-//! one-cycle schedule, and 5,000 training images held out to choose settings on, so
-//! that the test set is only ever reported.
+//! How a network is trained. A [`Recipe`] is plain data: the network, the optimiser, the
+//! schedule, augmentation, label smoothing, batch size, learning rate, epochs and the
+//! validation split. A run saves its recipe whole in `config.json` (with the changes its
+//! flags made), so the folder records exactly what trained it.
+//!
+//! There are two: [`Recipe::lesson`], the Keras lesson's, and [`Recipe::strong`]. Adding
+//! one means adding a constructor and its name to [`Recipe::named`].
 
-use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor};
 
-use crate::models::{comma_list, Convs, ModelSpec};
+use crate::models::{comma_list, Convs, ModelKind, ModelSpec};
 
-/// A training recipe, saved in a run's `config.json`.
-#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Recipe {
-    /// The Keras lesson's network and settings.
-    #[default]
-    Lesson,
-    /// A second convolution in each block after the first, batch norm, dropout, a wider
-    /// dense layer, augmentation, label smoothing, AdamW and a one-cycle schedule, with a
-    /// validation split.
-    Strong,
+/// How a network is trained; see the module's documentation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// The name `--recipe` takes.
+    pub name: String,
+    /// The network, as `--hidden`, `--filters` and `--convs` shape it.
+    pub model: ModelSpec,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Random shifts of up to 2 pixels and mirroring of every training batch ([`augment`]).
+    pub augment: bool,
+    /// The share of each label spread evenly over the ten classes (0: plain labels).
+    pub label_smoothing: f64,
+    /// Images per optimisation step.
+    pub batch_size: usize,
+    /// The fixed learning rate, or the peak of the one-cycle schedule.
+    pub learning_rate: f64,
+    /// Passes over the training set.
+    pub epochs: u32,
+    /// Training images held out (the last ones) and scored every epoch, to choose settings
+    /// on. A run records the number it held out; a constructor's number is for the
+    /// 60,000 images of Fashion-MNIST, and smaller sets hold out at most a tenth.
+    pub validation_images: u32,
 }
 
-impl std::fmt::Display for Recipe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Recipe::Lesson => "lesson",
-            Recipe::Strong => "strong",
-        })
-    }
+/// The optimiser (see [`crate::optim`]).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Optimizer {
+    /// Adam with PyTorch's defaults: β₁ 0.9, β₂ 0.999, ε 1e-8.
+    Adam,
+    /// AdamW: Adam whose weight decay shrinks the weights directly.
+    AdamW { weight_decay: f64 },
 }
 
-/// AdamW's decoupled weight decay in the strong recipe.
-const WEIGHT_DECAY: f64 = 0.05;
-/// How much of each label the strong recipe spreads over the other classes.
-const LABEL_SMOOTHING: f64 = 0.1;
-/// Images the strong recipe holds out of the training set for validation.
-const VALIDATION_IMAGES: i64 = 5_000;
+/// How the learning rate moves over the run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// The same rate at every step.
+    Constant,
+    /// [`OneCycle`]: up to the peak over the first 30% of the steps, then down to almost
+    /// nothing, with Adam's β₁ moving the other way.
+    OneCycle,
+}
+
+/// What a recipe sets at one step: the learning rate and Adam's β₁.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepSettings {
+    pub learning_rate: f64,
+    pub beta1: f64,
+}
+
+/// Adam's β₁ outside a one-cycle schedule (PyTorch's default).
+pub const BETA1: f64 = 0.9;
 
 impl Recipe {
-    /// The CNN this recipe trains; `filters`, `convs` (one count per block, or one for
-    /// all) and `hidden` replace its sizes. Errs when `convs` has several counts but not
-    /// one for each block of `filters`.
-    pub fn cnn(
-        self,
-        filters: Option<Vec<i64>>,
-        convs: Option<Vec<i64>>,
-        hidden: Option<i64>,
-    ) -> Result<ModelSpec, String> {
-        let (default_convs, default_hidden, batch_norm, dropout) = match self {
-            Recipe::Lesson => (Convs::default(), 128, false, 0.0),
-            // the first block's second convolution, at the full 28×28, would cost about
-            // half of each step
-            Recipe::Strong => (Convs::new(vec![1, 2]), 256, true, 0.1),
+    /// The recipes' names, as `--recipe` takes them.
+    pub const NAMES: [&'static str; 2] = ["lesson", "strong"];
+
+    /// The recipe called `name` for a network of `kind`; `None` when there is none.
+    pub fn named(name: &str, kind: ModelKind) -> Option<Recipe> {
+        match (name, kind) {
+            ("lesson", kind) => Some(Recipe::lesson(kind)),
+            ("strong", ModelKind::Cnn) => Some(Recipe::strong()),
+            _ => None,
+        }
+    }
+
+    /// The Keras lesson: its network, plain Adam at 0.001, batch 32, 5 epochs of the
+    /// dense net or 10 of the CNN, all 60,000 training images.
+    pub fn lesson(kind: ModelKind) -> Recipe {
+        let (model, epochs) = match kind {
+            ModelKind::Dense => (ModelSpec::Dense { hidden: 128 }, 5),
+            ModelKind::Cnn => (ModelSpec::lesson_cnn(), 10),
         };
-        let which = if filters.is_none() {
-            " (the default)"
-        } else {
-            ""
-        };
-        let filters = filters.unwrap_or(vec![32, 64]);
-        let convs = match convs {
-            Some(counts) if counts.len() > 1 && counts.len() != filters.len() => {
-                return Err(format!(
-                    "--convs {} gives {} counts for the {} blocks of --filters {}{}: give one \
-                     count per block, or one for all",
-                    comma_list(&counts),
-                    counts.len(),
-                    filters.len(),
-                    comma_list(&filters),
-                    which
-                ))
+        Recipe {
+            name: "lesson".into(),
+            model,
+            optimizer: Optimizer::Adam,
+            schedule: Schedule::Constant,
+            augment: false,
+            label_smoothing: 0.0,
+            batch_size: 32,
+            learning_rate: 1e-3,
+            epochs,
+            validation_images: 0,
+        }
+    }
+
+    /// A stronger CNN trained the stronger way: one convolution in the first block and
+    /// two in the second (the first block's second convolution, at the full 28×28, would
+    /// cost about half of each step), batch norm, dropout 0.1, 256 hidden units; random
+    /// shifts and mirroring, labels smoothed by 0.1, AdamW (weight decay 0.05) with a
+    /// one-cycle schedule peaking at 0.005, batch 128, 18 epochs, and the last 5,000
+    /// training images held out for validation.
+    pub fn strong() -> Recipe {
+        Recipe {
+            name: "strong".into(),
+            model: ModelSpec::Cnn {
+                filters: vec![32, 64],
+                hidden: 256,
+                convs: Convs::new(vec![1, 2]),
+                batch_norm: true,
+                dropout: 0.1,
+            },
+            optimizer: Optimizer::AdamW { weight_decay: 0.05 },
+            schedule: Schedule::OneCycle,
+            augment: true,
+            label_smoothing: 0.1,
+            batch_size: 128,
+            learning_rate: 5e-3,
+            epochs: 18,
+            validation_images: 5_000,
+        }
+    }
+
+    /// How many of `train_len` training images to hold out unless `--validation` says:
+    /// the recipe's number, at most a tenth of the set.
+    pub fn default_held_out(&self, train_len: i64) -> i64 {
+        i64::from(self.validation_images).min(train_len / 10)
+    }
+
+    /// The training loss: softmax cross-entropy, against smoothed labels where the recipe
+    /// smooths them (with 0.1 the true class gets 0.91 and every other 0.01, which keeps
+    /// the network from growing ever more confident). Scores always use the plain loss.
+    pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        logits.cross_entropy_loss::<Tensor>(
+            labels,
+            None,
+            tch::Reduction::Mean,
+            -100,
+            self.label_smoothing,
+        )
+    }
+
+    /// The learning rate and β₁ for step `step` (0-based) of a run of `total` steps.
+    pub fn at_step(&self, step: usize, total: usize) -> StepSettings {
+        match self.schedule {
+            Schedule::Constant => StepSettings {
+                learning_rate: self.learning_rate,
+                beta1: BETA1,
+            },
+            Schedule::OneCycle => {
+                let cycle = OneCycle {
+                    peak: self.learning_rate,
+                    total,
+                };
+                StepSettings {
+                    learning_rate: cycle.learning_rate(step),
+                    beta1: cycle.beta1(step),
+                }
             }
-            Some(counts) => Convs::new(counts),
-            None => default_convs,
-        };
-        Ok(ModelSpec::Cnn {
-            filters,
-            hidden: hidden.unwrap_or(default_hidden),
-            convs,
-            batch_norm,
-            dropout,
-        })
-    }
-
-    /// Epochs of the CNN unless `--epochs`.
-    pub fn cnn_epochs(self) -> u32 {
-        match self {
-            Recipe::Lesson => 10,
-            Recipe::Strong => 18,
         }
     }
 
-    /// Images per step unless `--batch-size`.
-    pub fn batch_size(self) -> usize {
-        match self {
-            Recipe::Lesson => 32,
-            Recipe::Strong => 128,
-        }
-    }
-
-    /// The learning rate unless `--lr`: the fixed rate, or the one-cycle schedule's peak.
-    pub fn learning_rate(self) -> f64 {
-        match self {
-            Recipe::Lesson => 1e-3,
-            Recipe::Strong => 5e-3,
-        }
-    }
-
-    /// How many of `train_len` training images are held out for validation unless
-    /// `--validation`: none, or 5,000 (a tenth, for sets under 50,000 images).
-    pub fn validation_images(self, train_len: i64) -> i64 {
-        match self {
-            Recipe::Lesson => 0,
-            Recipe::Strong => VALIDATION_IMAGES.min(train_len / 10),
-        }
-    }
-
-    /// The training loss: softmax cross-entropy, against labels smoothed by 0.1 in the
-    /// strong recipe (the true class gets 0.91, every other 0.01), which keeps the
-    /// network from growing ever more confident. Scores always use the plain loss.
-    pub fn loss(self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        let smoothing = match self {
-            Recipe::Lesson => 0.0,
-            Recipe::Strong => LABEL_SMOOTHING,
-        };
-        logits.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::Mean, -100, smoothing)
-    }
-
-    /// Whether each training batch is randomly cropped and flipped ([`augment`]).
-    pub fn augments(self) -> bool {
-        self == Recipe::Strong
-    }
-
-    /// Adam, or AdamW with decoupled weight decay, at learning rate `lr`.
-    pub fn optimizer(self, vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer> {
-        Ok(match self {
-            Recipe::Lesson => nn::Adam::default().build(vs, lr)?,
-            Recipe::Strong => nn::AdamW {
-                wd: WEIGHT_DECAY,
-                ..Default::default()
+    /// The recipe's settings that flags set, as the flags write them, in the order of
+    /// `--help`: `[("--recipe", "lesson"), ("--hidden", "128"), …]`.
+    pub fn as_flags(&self) -> Vec<(&'static str, String)> {
+        let mut flags = vec![("--recipe", self.name.clone())];
+        match &self.model {
+            ModelSpec::Dense { hidden } => flags.push(("--hidden", hidden.to_string())),
+            ModelSpec::Cnn {
+                filters,
+                hidden,
+                convs,
+                ..
+            } => {
+                flags.push(("--filters", comma_list(filters)));
+                flags.push(("--convs", convs.to_string()));
+                flags.push(("--hidden", hidden.to_string()));
             }
-            .build(vs, lr)?,
-        })
+        }
+        flags.push(("--batch-size", self.batch_size.to_string()));
+        flags.push(("--lr", self.learning_rate.to_string()));
+        flags.push(("--epochs", self.epochs.to_string()));
+        flags.push(("--validation", self.validation_images.to_string()));
+        flags
     }
 
-    /// Sets the optimiser's learning rate (and Adam's β₁) for step `step` of `total`:
-    /// constant for the lesson, [`OneCycle`] for the strong recipe.
-    pub fn schedule(self, opt: &mut nn::Optimizer, lr: f64, step: usize, total: usize) {
-        if self == Recipe::Strong {
-            let cycle = OneCycle { peak: lr, total };
-            opt.set_lr(cycle.learning_rate(step));
-            opt.set_momentum(cycle.beta1(step));
+    /// Where `self` and `other` differ, as flags: `--lr 0.001, not --lr 0.002` for each
+    /// (`self`'s value first); settings no flag sets (batch norm, the optimiser, …)
+    /// differ only with the recipe, and are named by `--recipe`. `--epochs` is left out:
+    /// a run may always go on for longer.
+    pub fn differences(&self, other: &Recipe) -> Vec<String> {
+        let theirs = other.as_flags();
+        let mut out: Vec<String> = self
+            .as_flags()
+            .into_iter()
+            .filter(|(flag, _)| *flag != "--epochs")
+            .filter_map(|(flag, ours)| {
+                let other = theirs.iter().find(|(f, _)| *f == flag);
+                match other {
+                    Some((_, v)) if *v == ours => None,
+                    Some((_, v)) => Some(format!("{flag} {ours}, not {flag} {v}")),
+                    None => Some(format!("{flag} {ours}, which the other does not have")),
+                }
+            })
+            .collect();
+        if out.is_empty() && self.with_epochs(other.epochs) != *other {
+            out.push(format!(
+                "--recipe {} as it was then, not as it is now",
+                self.name
+            ));
         }
+        out
+    }
+
+    fn with_epochs(&self, epochs: u32) -> Recipe {
+        Recipe {
+            epochs,
+            ..self.clone()
+        }
+    }
+}
+
+/// The flags that change a recipe; `None`: not given.
+#[derive(Clone, Debug, Default)]
+pub struct RecipeFlags {
+    /// `--recipe`.
+    pub recipe: Option<String>,
+    /// `--hidden`.
+    pub hidden: Option<i64>,
+    /// `--filters` (CNN only).
+    pub filters: Option<Vec<i64>>,
+    /// `--convs` (CNN only).
+    pub convs: Option<Vec<i64>>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub epochs: Option<u32>,
+    /// `--validation`.
+    pub validation: Option<u32>,
+}
+
+impl RecipeFlags {
+    /// The recipe `--recipe` names (the lesson's when not given) for a network of `kind`,
+    /// changed by the other flags. Errs with a message that names the flags.
+    pub fn recipe(&self, kind: ModelKind) -> Result<Recipe, String> {
+        let name = self.recipe.as_deref().unwrap_or("lesson");
+        let base = Recipe::named(name, kind).ok_or_else(|| {
+            format!(
+                "there is no recipe '{name}' for the {} network; choose one of {}",
+                kind.name(),
+                Recipe::NAMES.join(", ")
+            )
+        })?;
+        self.apply(base)
+    }
+
+    /// `base` changed by every flag given (`--recipe` aside).
+    pub fn apply(&self, base: Recipe) -> Result<Recipe, String> {
+        let model = match base.model {
+            ModelSpec::Dense { hidden } => ModelSpec::Dense {
+                hidden: self.hidden.unwrap_or(hidden),
+            },
+            ModelSpec::Cnn {
+                filters,
+                hidden,
+                convs,
+                batch_norm,
+                dropout,
+            } => {
+                let which = if self.filters.is_none() {
+                    " (the default)"
+                } else {
+                    ""
+                };
+                let filters = self.filters.clone().unwrap_or(filters);
+                let convs = match &self.convs {
+                    Some(counts) if counts.len() > 1 && counts.len() != filters.len() => {
+                        return Err(format!(
+                            "--convs {} gives {} counts for the {} blocks of --filters {}{which}: \
+                             give one count per block, or one for all",
+                            comma_list(counts),
+                            counts.len(),
+                            filters.len(),
+                            comma_list(&filters),
+                        ))
+                    }
+                    Some(counts) => Convs::new(counts.clone()),
+                    None => convs,
+                };
+                ModelSpec::Cnn {
+                    filters,
+                    hidden: self.hidden.unwrap_or(hidden),
+                    convs,
+                    batch_norm,
+                    dropout,
+                }
+            }
+        };
+        Ok(Recipe {
+            model,
+            batch_size: self.batch_size.unwrap_or(base.batch_size),
+            learning_rate: self.learning_rate.unwrap_or(base.learning_rate),
+            epochs: self.epochs.unwrap_or(base.epochs),
+            validation_images: self.validation.unwrap_or(base.validation_images),
+            ..base
+        })
     }
 }
 
@@ -269,22 +423,49 @@ mod tests {
         row[3] = 20.0;
         let logits = Tensor::from_slice(&row).view([1, 10]);
         let labels = Tensor::from_slice(&[3i64]);
-        let plain = Recipe::Lesson.loss(&logits, &labels).double_value(&[]);
-        let smoothed = Recipe::Strong.loss(&logits, &labels).double_value(&[]);
+        let lesson = Recipe::lesson(ModelKind::Cnn);
+        let plain = lesson.loss(&logits, &labels).double_value(&[]);
+        let smoothed = Recipe::strong().loss(&logits, &labels).double_value(&[]);
         assert!(plain < 1e-6, "{plain}");
         assert!((smoothed - 9.0 * 0.01 * 20.0).abs() < 0.01, "{smoothed}");
     }
 
     #[test]
-    fn the_schedule_reaches_the_optimiser() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let w = vs.root().zeros("w", &[3]);
-        let mut opt = Recipe::Strong.optimizer(&vs, 1.0).unwrap();
-        // with the rate of the last step (4e-6) one step moves a weight by about that
-        Recipe::Strong.schedule(&mut opt, 1.0, 99, 100);
-        opt.backward_step(&(&w - 1.0).square().sum(Kind::Float));
-        let moved = w.abs().max().double_value(&[]);
-        assert!(moved > 1e-6 && moved < 1e-5, "{moved}");
+    fn flags_change_a_recipe_and_differences_speak_flags() {
+        let flags = RecipeFlags {
+            hidden: Some(64),
+            learning_rate: Some(2e-3),
+            epochs: Some(3),
+            ..Default::default()
+        };
+        let dense = flags.recipe(ModelKind::Dense).unwrap();
+        assert_eq!(dense.model, ModelSpec::Dense { hidden: 64 });
+        assert_eq!((dense.learning_rate, dense.epochs), (2e-3, 3));
+        let lesson = Recipe::lesson(ModelKind::Dense);
+        assert_eq!(
+            lesson.differences(&dense),
+            [
+                "--hidden 128, not --hidden 64",
+                "--lr 0.001, not --lr 0.002"
+            ]
+        );
+        assert!(lesson.differences(&lesson.with_epochs(50)).is_empty());
+        let strong = RecipeFlags {
+            recipe: Some("strong".into()),
+            ..Default::default()
+        };
+        assert_eq!(strong.recipe(ModelKind::Cnn).unwrap(), Recipe::strong());
+        let err = strong.recipe(ModelKind::Dense).unwrap_err();
+        assert!(
+            err.contains("no recipe 'strong' for the dense network"),
+            "{err}"
+        );
+        let bad = RecipeFlags {
+            convs: Some(vec![1, 2, 2]),
+            ..Default::default()
+        };
+        let err = bad.recipe(ModelKind::Cnn).unwrap_err();
+        assert!(err.contains("--filters 32,64 (the default)"), "{err}");
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! `sweep`: the lesson's experiments with layer sizes and epoch counts as one command.
 //! Each size trains one run (in its own folder under the sweep folder) for the largest
-//! epoch count, and the smaller counts are read from its metrics on the way. A rerun
-//! skips the runs already finished and resumes the ones cut short.
+//! epoch count, and the smaller counts are read from its metrics on the way. A rerun of
+//! the same command skips the runs already finished and continues the others exactly;
+//! a rerun with other settings is refused, so one table never mixes them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::models::{comma_list, ModelSpec};
 use crate::plots;
-use crate::run_dir::{self, write_atomically};
-use crate::train::{self, TrainOptions};
+use crate::recipe::Recipe;
+use crate::run_dir::{self, checkpoint, resume, write_atomically};
+use crate::train::{self, Resume, TrainOptions};
 
 /// One size at one epoch count.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +35,20 @@ pub struct SweepOptions {
     pub models: Vec<ModelSpec>,
     pub epochs: Vec<u32>,
     pub out: PathBuf,
+    /// Continue runs that have no checkpoint (made before checkpoints existed) from their
+    /// weights, with Adam started afresh.
+    pub fresh_optimizer: bool,
+}
+
+impl SweepOptions {
+    /// The recipe of the run for `model`.
+    fn recipe(&self, model: &ModelSpec) -> Recipe {
+        Recipe {
+            model: model.clone(),
+            epochs: self.epochs.iter().copied().max().unwrap_or(1),
+            ..self.base.recipe.clone()
+        }
+    }
 }
 
 /// The size of a model as the sweep's flags give it.
@@ -61,47 +77,105 @@ fn run_folder(out: &Path, model: &ModelSpec) -> PathBuf {
 pub fn sweep(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating the sweep folder {}", opts.out.display()))?;
-    let last = opts.epochs.iter().copied().max().unwrap_or(1);
+    refuse_other_settings(opts)?;
     let mut rows = Vec::new();
     for model in &opts.models {
         let dir = run_folder(&opts.out, model);
-        let done = if dir.join("config.json").exists() {
-            run_dir::read_metrics(&dir)?.len() as u32
-        } else {
-            0
-        };
-        if done >= last {
-            println!("{}: already trained {done} epochs, skipped", dir.display());
-        } else {
-            if done == 0 && dir.exists() {
-                // cut short before its first epoch ended: nothing to keep
-                fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        train_to_the_end(opts, model, &dir)?;
+        rows.extend(rows_of(opts, model, &dir)?);
+    }
+    write_atomically(&opts.out.join("sweep.md"), table(&rows).as_bytes())?;
+    plots::sweep(&opts.out.join("sweep.svg"), &rows)?;
+    Ok(rows)
+}
+
+/// Errs, naming every difference, when a run already in the sweep folder was trained
+/// with other settings than this sweep's (more epochs aside).
+fn refuse_other_settings(opts: &SweepOptions) -> Result<()> {
+    let mut found = Vec::new();
+    for model in &opts.models {
+        let dir = run_folder(&opts.out, model);
+        if dir.join("config.json").exists() {
+            let differences = resume::differences(&dir, &opts.recipe(model), opts.base.seed)?;
+            if !differences.is_empty() {
+                found.push(format!("{} has {}", dir.display(), differences.join("; ")));
             }
-            train::train(&TrainOptions {
-                model: model.clone(),
-                epochs: last,
-                out: Some(dir.clone()),
-                resume: done > 0,
-                ..opts.base.clone()
-            })?;
         }
-        let config = run_dir::read_config(&dir)?;
-        let metrics = run_dir::read_metrics(&dir)?;
-        for &epochs in &opts.epochs {
-            let m = &metrics[epochs as usize - 1];
-            rows.push(SweepRow {
+    }
+    if !found.is_empty() {
+        bail!(
+            "the sweep folder {} holds runs made with other settings, and one table must not \
+             mix them: {}. Rerun with the settings they were made with, or give another --out",
+            opts.out.display(),
+            found.join(". ")
+        );
+    }
+    Ok(())
+}
+
+/// Trains the run for `model` in `dir` to the sweep's last epoch count: from the start,
+/// from where it stopped, or not at all when it is there.
+fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Result<()> {
+    let recipe = opts.recipe(model);
+    let started = dir.join("config.json").exists()
+        && (dir.join(checkpoint::FILE).exists() || dir.join(run_dir::WEIGHTS).exists());
+    if dir.exists() && !started {
+        // cut short before its first checkpoint: nothing to keep
+        fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    let resume = match started {
+        false => None,
+        true => {
+            let fresh = opts.fresh_optimizer;
+            let done = resume::finished_epochs(dir, fresh)?;
+            if done >= recipe.epochs {
+                println!("{}: already trained {done} epochs, skipped", dir.display());
+                return Ok(());
+            }
+            Some(if fresh {
+                Resume::FreshOptimizer
+            } else {
+                Resume::Exactly
+            })
+        }
+    };
+    let validation = match resume {
+        Some(_) => Some(run_dir::read_config(dir)?.recipe.validation_images),
+        None => opts.base.validation,
+    };
+    train::train(&TrainOptions {
+        recipe,
+        validation,
+        out: Some(dir.to_path_buf()),
+        resume,
+        ..opts.base.clone()
+    })?;
+    Ok(())
+}
+
+/// The sweep's rows for the run of `model` in `dir`.
+fn rows_of(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Result<Vec<SweepRow>> {
+    let config = run_dir::read_config(dir)?;
+    let metrics = run_dir::read_metrics(dir)?;
+    opts.epochs
+        .iter()
+        .map(|&epochs| {
+            let m = metrics.get(epochs as usize - 1).with_context(|| {
+                format!(
+                    "{} has no row for epoch {epochs} in metrics.csv",
+                    dir.display()
+                )
+            })?;
+            Ok(SweepRow {
                 size: size_label(model),
                 parameters: config.trainable_parameters,
                 epochs,
                 train_accuracy: m.train_accuracy,
                 test_accuracy: m.test_accuracy,
                 seconds: metrics[..epochs as usize].iter().map(|m| m.seconds).sum(),
-            });
-        }
-    }
-    write_atomically(&opts.out.join("sweep.md"), table(&rows).as_bytes())?;
-    plots::sweep(&opts.out.join("sweep.svg"), &rows)?;
-    Ok(rows)
+            })
+        })
+        .collect()
 }
 
 /// The markdown table of a sweep: a row per size and epoch count.

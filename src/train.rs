@@ -1,38 +1,39 @@
 //! The training loop, written once for every model and recipe: softmax cross-entropy, the
 //! training set reshuffled every epoch, a test-set score (and a validation score when
-//! images are held out), `metrics.csv`, `curves.svg` and the weights saved after each
-//! epoch. Ctrl-C saves the epoch so far and stops.
+//! images are held out) after each epoch, and the run folder kept up to date.
+//!
+//! A run can stop anywhere and go on to the very numbers it would have reached:
+//! - a checkpoint (weights, Adam's state and the position in the run) is saved at each
+//!   epoch's end, every `--checkpoint-every` minutes within one, and on Ctrl-C;
+//! - every random draw (the shuffle, augmentation, dropout) is seeded from the run's seed
+//!   and its position (epoch and step), so a resumed run draws what it would have drawn.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use tch::nn::{self, ModuleT};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::data::{self, Split};
 use crate::device::{self, DeviceChoice};
 use crate::eval;
-use crate::models::{self, ModelSpec};
-use crate::plots;
+use crate::models;
+use crate::optim::Adam;
 use crate::progress;
-use crate::recipe::{self, Recipe};
+use crate::recipe::{self, Optimizer, Recipe};
+use crate::run_dir::checkpoint::{self, Position, State};
 use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir};
+use crate::stop;
 
 /// Everything a training run needs; the binaries fill it from their flags.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    pub model: ModelSpec,
-    /// Optimiser, schedule, augmentation and the default validation split.
+    /// The model and every training setting; `recipe.epochs` is the epoch to stop after,
+    /// counting those a resumed run already has.
     pub recipe: Recipe,
-    /// The epoch to stop after, counting those a resumed run already has.
-    pub epochs: u32,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    /// Training images held out for validation; `None`: the recipe's number (on resume,
-    /// the run's own).
+    /// Training images to hold out, as `--validation` gives them; `None`: the recipe's
+    /// number, at most a tenth of the set.
     pub validation: Option<u32>,
     pub seed: u64,
     pub device: DeviceChoice,
@@ -41,10 +42,29 @@ pub struct TrainOptions {
     pub data_dir: Option<PathBuf>,
     /// `None`: `runs/<model>-<timestamp>`. With `resume`, the run to continue.
     pub out: Option<PathBuf>,
-    /// Continue the run in `out` from its weights and epoch count.
-    pub resume: bool,
+    /// Continue the run in `out`.
+    pub resume: Option<Resume>,
     /// No progress bars, even on a terminal.
     pub quiet: bool,
+    /// How often to save a checkpoint within an epoch (one is saved at its end anyway).
+    pub checkpoint_every: Duration,
+    /// Called with the run folder and the finished epochs after each epoch (to redraw
+    /// pictures); the loop itself draws nothing.
+    pub after_epoch: fn(&Path, &[EpochMetrics]) -> Result<()>,
+}
+
+/// How a run continues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// From its checkpoint, exactly.
+    Exactly,
+    /// From `model.safetensors` with Adam started afresh (folders without a checkpoint).
+    FreshOptimizer,
+}
+
+/// An `after_epoch` that does nothing.
+pub fn no_hook(_: &Path, _: &[EpochMetrics]) -> Result<()> {
+    Ok(())
 }
 
 /// What a finished run leaves: its folder and a row per epoch (all of them, on resume).
@@ -62,304 +82,434 @@ impl TrainReport {
     }
 }
 
-/// The error a run stops with when Ctrl-C was pressed, after saving what it had.
+/// The error a run stops with after Ctrl-C, once its checkpoint is saved.
 #[derive(Debug)]
 pub struct Interrupted {
     pub run_dir: PathBuf,
-    pub epoch: u32,
+    pub position: Position,
+    pub steps_per_epoch: usize,
 }
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.position;
+        let at = match p.step {
+            0 => format!("after epoch {}", p.epoch - 1),
+            step => format!(
+                "in epoch {} after step {step} of {}",
+                p.epoch, self.steps_per_epoch
+            ),
+        };
+        let dir = self.run_dir.display();
         write!(
             f,
-            "interrupted in epoch {}; that epoch's row and the weights so far are saved in {}. \
-             Continue with --resume {}",
-            self.epoch,
-            self.run_dir.display(),
-            self.run_dir.display()
+            "stopped {at}; its checkpoint is saved in {dir} (no row is written for an \
+             unfinished epoch). Continue with --resume {dir}"
         )
     }
 }
 
 impl std::error::Error for Interrupted {}
 
-/// Trains `opts.model` on Fashion-MNIST and keeps the run in its folder.
+/// Trains `opts.recipe.model` on Fashion-MNIST and keeps the run in its folder.
 pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
+    stop::install();
     let device = opts.device.resolve()?;
     device::configure(device, opts.threads);
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| RunDir::default_path(&opts.model));
-    let mut history = if opts.resume {
-        run_dir::read_metrics(&out)?
-    } else {
-        Vec::new()
-    };
-    let done = history.len() as u32;
     let data = data::load(opts.data_dir.as_deref(), device)?;
-    let held_out = validation_images(opts, &out, data.train.len())?;
-    ensure!(
-        held_out < data.train.len(),
-        "holding out {held_out} images for validation (--validation) leaves nothing to train \
-         on: {} has {} training images; give fewer (0 trains on all of them)",
-        data.dir.display(),
-        data.train.len()
-    );
+    let held_out = held_out(opts, &data)?;
     let (train_split, validation) = data.train.split_off_last(held_out);
-    let validation = (held_out > 0).then_some(validation);
-    // A resumed run reshuffles differently from its first epochs, yet reproducibly.
-    tch::manual_seed((opts.seed + u64::from(done)) as i64);
-    let mut vs = nn::VarStore::new(device);
-    let net = opts.model.build(&vs.root());
-    let config = RunConfig {
-        model: opts.model.clone(),
-        recipe: opts.recipe,
-        epochs: opts.epochs,
-        batch_size: opts.batch_size,
-        learning_rate: opts.learning_rate,
-        validation_images: Some(held_out as u32),
-        seed: opts.seed,
-        device: device::device_name(device),
-        threads: tch::get_num_threads() as usize,
-        trainable_parameters: models::parameter_count(&vs),
-        data_dir: data.dir.clone(),
-        libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
-        fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
-        started: chrono::Local::now().to_rfc3339(),
+    let splits = Splits {
+        train: train_split,
+        validation: (held_out > 0).then_some(validation),
+        test: data.test,
     };
-    let mut run = if opts.resume {
-        run_dir::load_weights(&out, &mut vs)?;
-        RunDir::reopen(&out, &config)?
-    } else {
-        RunDir::create(&out, &config, validation.is_some())?
-    };
-    let mut opt = opts.recipe.optimizer(&vs, opts.learning_rate)?;
-    println!(
-        "training {} ({} parameters, {} recipe) on {} {}, {} training{} and {} test images \
-         from {}",
-        opts.model.name(),
-        config.trainable_parameters,
-        opts.recipe,
-        config.device,
-        if done == 0 {
-            match opts.epochs {
-                1 => "for 1 epoch".to_string(),
-                n => format!("for {n} epochs"),
-            }
-        } else {
-            format!("from epoch {} to {}", done + 1, opts.epochs)
-        },
-        train_split.len(),
-        match &validation {
-            Some(v) => format!(" ({} more held out for validation)", v.len()),
-            None => String::new(),
-        },
-        data.test.len(),
-        data.dir.display()
-    );
+    let mut run = Run::open(opts, device, &data.dir, &splits)?;
+    run.announce(&splits, &data.dir);
+    while run.position.epoch <= opts.recipe.epochs {
+        let epoch = run.position.epoch;
+        let finished = run
+            .train_epoch(&splits.train)
+            .map_err(|e| e.context(format!("epoch {epoch}")))?;
+        if !finished {
+            return Err(run.interrupted().into());
+        }
+        run.finish_epoch(&splits)?;
+        if stop::requested() {
+            return Err(run.interrupted().into());
+        }
+    }
+    Ok(TrainReport {
+        run_dir: run.dir.path,
+        epochs: run.history,
+    })
+}
 
-    let stop = ctrl_c_flag();
-    let steps_per_epoch = (train_split.len() as usize).div_ceil(opts.batch_size);
-    for epoch in done + 1..=opts.epochs {
-        let started = Instant::now();
-        let prefix = format!("epoch {epoch:>2}/{}", opts.epochs);
-        let epoch_ctx = |e: anyhow::Error| e.context(format!("epoch {epoch}"));
-        let schedule = Schedule {
-            first: steps_per_epoch * (epoch - 1) as usize,
-            total: steps_per_epoch * opts.epochs as usize,
+/// How many training images to hold out: `--validation`, else the recipe's number.
+fn held_out(opts: &TrainOptions, data: &data::Dataset) -> Result<i64> {
+    let n = data.train.len();
+    let held_out = opts
+        .validation
+        .map_or_else(|| opts.recipe.default_held_out(n), i64::from);
+    ensure!(
+        held_out < n,
+        "holding out {held_out} images for validation (--validation) leaves nothing to train \
+         on: {} has {n} training images; give fewer (0 trains on all of them)",
+        data.dir.display(),
+    );
+    Ok(held_out)
+}
+
+/// The data a run sees.
+struct Splits {
+    train: Split,
+    validation: Option<Split>,
+    test: Split,
+}
+
+/// A run in progress: its network, optimiser, folder and position.
+struct Run<'a> {
+    opts: &'a TrainOptions,
+    vs: nn::VarStore,
+    net: nn::SequentialT,
+    adam: Adam,
+    dir: RunDir,
+    config: RunConfig,
+    history: Vec<EpochMetrics>,
+    position: Position,
+    steps_per_epoch: usize,
+}
+
+impl<'a> Run<'a> {
+    /// Builds the network and optimiser, and creates the run folder or, on resume, takes
+    /// the weights, optimiser state and position from it.
+    fn open(
+        opts: &'a TrainOptions,
+        device: Device,
+        data: &Path,
+        splits: &Splits,
+    ) -> Result<Run<'a>> {
+        let out = opts
+            .out
+            .clone()
+            .unwrap_or_else(|| RunDir::default_path(&opts.recipe.model));
+        // the initial weights come from the seed
+        tch::manual_seed(opts.seed as i64);
+        let mut vs = nn::VarStore::new(device);
+        let net = opts.recipe.model.build(&vs.root());
+        let weight_decay = match opts.recipe.optimizer {
+            Optimizer::Adam => 0.0,
+            Optimizer::AdamW { weight_decay } => weight_decay,
         };
-        let pass = train_epoch(&net, &mut opt, &train_split, opts, schedule, &prefix, &stop)
-            .map_err(epoch_ctx)?;
-        let test = eval::score(&net, &data.test);
-        let validation_accuracy = validation.as_ref().map(|v| eval::score(&net, v).accuracy);
+        let mut adam = Adam::new(&vs, weight_decay);
+        let config = RunConfig {
+            recipe: Recipe {
+                validation_images: splits.validation.as_ref().map_or(0, |v| v.len() as u32),
+                ..opts.recipe.clone()
+            },
+            seed: opts.seed,
+            device: device::device_name(device),
+            threads: tch::get_num_threads() as usize,
+            trainable_parameters: models::parameter_count(&vs),
+            data_dir: data.to_path_buf(),
+            libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
+            fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+            started: chrono::Local::now().to_rfc3339(),
+        };
+        let (history, position) = match opts.resume {
+            Some(how) => restore(&out, how, &mut vs, &mut adam)?,
+            None => (Vec::new(), Position::start_of(1)),
+        };
+        let dir = match opts.resume {
+            Some(_) => RunDir::reopen(&out, &config, &history)?,
+            None => RunDir::create(&out, &config)?,
+        };
+        let steps_per_epoch = (splits.train.len() as usize).div_ceil(opts.recipe.batch_size);
+        let run = Run {
+            opts,
+            vs,
+            net,
+            adam,
+            dir,
+            config,
+            history,
+            position,
+            steps_per_epoch,
+        };
+        // a first checkpoint before any training: a folder that cannot take one fails now
+        run.save_checkpoint()?;
+        Ok(run)
+    }
+
+    fn announce(&self, splits: &Splits, data: &Path) {
+        let (epochs, done) = (self.opts.recipe.epochs, self.position.epoch - 1);
+        let span = match (done, self.position.step) {
+            (0, 0) if epochs == 1 => "for 1 epoch".to_string(),
+            (0, 0) => format!("for {epochs} epochs"),
+            (_, 0) => format!("from epoch {} to {epochs}", done + 1),
+            (_, step) => format!(
+                "from step {} of epoch {} to epoch {epochs}",
+                step + 1,
+                done + 1
+            ),
+        };
+        println!(
+            "training {} ({} parameters, {} recipe) on {} {span}, {} training{} and {} test \
+             images from {}",
+            self.opts.recipe.model.name(),
+            self.config.trainable_parameters,
+            self.opts.recipe.name,
+            self.config.device,
+            splits.train.len(),
+            match &splits.validation {
+                Some(v) => format!(" ({} more held out for validation)", v.len()),
+                None => String::new(),
+            },
+            splits.test.len(),
+            data.display()
+        );
+    }
+
+    fn save_checkpoint(&self) -> Result<()> {
+        let state = State {
+            position: self.position.clone(),
+            optimizer_steps: self.adam.steps,
+            history: self.history.clone(),
+        };
+        checkpoint::save(&self.dir.path, &self.vs, &self.adam, &state)
+    }
+
+    fn interrupted(&self) -> Interrupted {
+        Interrupted {
+            run_dir: self.dir.path.clone(),
+            position: self.position.clone(),
+            steps_per_epoch: self.steps_per_epoch,
+        }
+    }
+
+    /// Trains the rest of the epoch in progress. Returns false when Ctrl-C stopped it
+    /// (its checkpoint is saved).
+    fn train_epoch(&mut self, train: &Split) -> Result<bool> {
+        let epoch = self.position.epoch;
+        let order = shuffled(train.len(), self.opts.seed, epoch, train.pixels.device());
+        let batches = order.split(self.opts.recipe.batch_size as i64, 0);
+        let bar = progress::epoch_bar(
+            batches.len() as u64,
+            self.prefix(),
+            progress::interactive(self.opts.quiet),
+        );
+        bar.set_position(self.position.step as u64);
+        let mut sums = RunningSums::from(&self.position, train.pixels.device());
+        let (started, mut last_checkpoint) = (Instant::now(), Instant::now());
+        let seconds_before = self.position.seconds;
+        for (step, idx) in batches.iter().enumerate().skip(self.position.step) {
+            seed_draws(self.opts.seed, epoch, step as u64);
+            self.step(train, idx, step, &mut sums);
+            let stopping = stop::requested();
+            let saving = stopping || last_checkpoint.elapsed() >= self.opts.checkpoint_every;
+            if saving || (!bar.is_hidden() && step % 25 == 0) || step % CHECK_EVERY == 0 {
+                // never a checkpoint of weights that have diverged
+                let (mean_loss, accuracy) = sums.means();
+                check_finite(mean_loss, step, self.opts.recipe.learning_rate)?;
+                let images = (sums.seen - self.position.seen) as f64;
+                let rate = images / started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_position(step as u64 + 1);
+                bar.set_message(format!(
+                    "{rate:>6.0} img/s  loss {mean_loss:.4}  acc {accuracy:.4}"
+                ));
+            }
+            if saving {
+                let seconds = seconds_before + started.elapsed().as_secs_f64();
+                self.position = sums.position(epoch, step + 1, seconds);
+                self.save_checkpoint()?;
+                last_checkpoint = Instant::now();
+                if stopping {
+                    bar.abandon();
+                    return Ok(false);
+                }
+            }
+        }
+        bar.finish_and_clear();
+        let (mean_loss, _) = sums.means();
+        check_finite(mean_loss, batches.len() - 1, self.opts.recipe.learning_rate)?;
+        let seconds = seconds_before + started.elapsed().as_secs_f64();
+        self.position = sums.position(epoch, batches.len(), seconds);
+        Ok(true)
+    }
+
+    /// One optimisation step on the images at `idx`, step `step` of the epoch.
+    fn step(&mut self, train: &Split, idx: &Tensor, step: usize, sums: &mut RunningSums) {
+        let recipe = &self.opts.recipe;
+        let run_step = self.steps_per_epoch * (self.position.epoch as usize - 1) + step;
+        let at = recipe.at_step(run_step, self.steps_per_epoch * recipe.epochs as usize);
+        let mut xs = train.images_at(idx); // [b, 1, 28, 28]
+        if recipe.augment {
+            xs = recipe::augment(&xs);
+        }
+        let ys = train.labels.index_select(0, idx); // [b]
+        let logits = self.net.forward_t(&xs, true); // [b, 10]
+        let loss = recipe.loss(&logits, &ys);
+        self.adam.backward_step(&loss, at.learning_rate, at.beta1);
+        sums.add(&loss, &logits, &ys);
+    }
+
+    /// Scores the finished epoch, records it and saves everything.
+    fn finish_epoch(&mut self, splits: &Splits) -> Result<()> {
+        let started = Instant::now();
+        let p = &self.position;
+        let test = eval::score(&self.net, &splits.test);
+        let validation_accuracy = splits
+            .validation
+            .as_ref()
+            .map(|v| eval::score(&self.net, v).accuracy);
+        let seen = p.seen.max(1) as f64;
         let m = EpochMetrics {
-            epoch,
-            train_loss: pass.loss,
-            train_accuracy: pass.accuracy,
+            epoch: p.epoch,
+            train_loss: p.loss_sum / seen,
+            train_accuracy: p.correct as f64 / seen,
             test_loss: test.loss,
             test_accuracy: test.accuracy,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: p.seconds + started.elapsed().as_secs_f64(),
             validation_accuracy,
         };
         println!(
-            "{prefix}  train loss {:.4} acc {:.4}  {}test loss {:.4} acc {:.4}  {:.1} s{}",
+            "{}  train loss {:.4} acc {:.4}  {}test loss {:.4} acc {:.4}  {:.1} s",
+            self.prefix(),
             m.train_loss,
             m.train_accuracy,
             validation_accuracy.map_or(String::new(), |a| format!("validation acc {a:.4}  ")),
             m.test_loss,
             m.test_accuracy,
             m.seconds,
-            if pass.interrupted {
-                "  (interrupted)"
-            } else {
-                ""
-            }
         );
-        // Weights first: a row in metrics.csv always has its weights on disk.
-        run.save_weights(&vs)?;
-        run.append_metrics(&m)?;
-        history.push(m);
-        plots::curves(&run.path.join("curves.svg"), &history)?;
-        if pass.interrupted {
-            return Err(Interrupted {
-                run_dir: run.path,
-                epoch,
-            }
-            .into());
+        self.history.push(m.clone());
+        self.position = Position::start_of(m.epoch + 1);
+        // the checkpoint first: it holds the new row too, and a resume rewrites the rest
+        self.save_checkpoint()?;
+        self.dir.save_weights(&self.vs)?;
+        self.dir.append_metrics(&m)?;
+        (self.opts.after_epoch)(&self.dir.path, &self.history)
+    }
+
+    fn prefix(&self) -> String {
+        format!(
+            "epoch {:>2}/{}",
+            self.position.epoch, self.opts.recipe.epochs
+        )
+    }
+}
+
+/// Puts back the state of the run in `out` into `vs` and `adam`: the finished epochs and
+/// the position to go on from.
+fn restore(
+    out: &Path,
+    how: Resume,
+    vs: &mut nn::VarStore,
+    adam: &mut Adam,
+) -> Result<(Vec<EpochMetrics>, Position)> {
+    match checkpoint::load(out)? {
+        Some(ck) => {
+            let source = out.join(checkpoint::FILE);
+            run_dir::copy_into(vs, &ck.weights, &source)?;
+            adam.load_state(&ck.optimizer, ck.state.optimizer_steps)
+                .map_err(|e| e.context(format!("{} does not fit the model", source.display())))?;
+            Ok((ck.state.history, ck.state.position))
+        }
+        None if how == Resume::FreshOptimizer => {
+            run_dir::load_weights(&out.join(run_dir::WEIGHTS), vs)?;
+            let history = run_dir::read_metrics(out)?;
+            let next = history.len() as u32 + 1;
+            Ok((history, Position::start_of(next)))
+        }
+        None => bail!(
+            "{} has no {}; resume it with --fresh-optimizer",
+            out.display(),
+            checkpoint::FILE
+        ),
+    }
+}
+
+/// The epoch's running sums, kept on the device so the GPU rarely waits for the host.
+struct RunningSums {
+    loss: Tensor,
+    correct: Tensor,
+    seen: i64,
+}
+
+impl RunningSums {
+    fn from(p: &Position, device: Device) -> RunningSums {
+        RunningSums {
+            loss: Tensor::from(p.loss_sum).to_device(device),
+            correct: Tensor::from(p.correct).to_device(device),
+            seen: p.seen,
         }
     }
-    Ok(TrainReport {
-        run_dir: run.path,
-        epochs: history,
-    })
-}
 
-/// How many of the `train_len` training images to hold out: `--validation`, else the
-/// recipe's number; a resumed run keeps its own and refuses another.
-fn validation_images(opts: &TrainOptions, out: &Path, train_len: i64) -> Result<i64> {
-    let asked = opts.validation.map(i64::from);
-    if !opts.resume {
-        return Ok(asked.unwrap_or_else(|| opts.recipe.validation_images(train_len)));
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, labels: &Tensor) {
+        let b = labels.size()[0];
+        self.seen += b;
+        tch::no_grad(|| {
+            self.loss += loss.to_kind(Kind::Double) * b;
+            self.correct += logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
+        });
     }
-    let config = run_dir::read_config(out)?;
-    let had = config
-        .validation_images
-        .map(i64::from)
-        // runs from before --validation held out their recipe's number
-        .unwrap_or_else(|| config.recipe.validation_images(train_len));
-    if let Some(asked) = asked.filter(|&v| v != had) {
-        bail!(
-            "--resume {}: the run holds out {had} training images for validation, not \
-             --validation {asked}; a resumed run keeps its split (drop the flag, or start a \
-             new run)",
-            out.display()
-        );
+
+    /// The mean loss and the accuracy so far (a host sync).
+    fn means(&self) -> (f64, f64) {
+        let seen = self.seen.max(1) as f64;
+        (
+            self.loss.double_value(&[]) / seen,
+            self.correct.int64_value(&[]) as f64 / seen,
+        )
     }
-    Ok(had)
-}
 
-/// A flag that Ctrl-C (SIGINT) sets, so the loop can save and stop between batches.
-fn ctrl_c_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let setter = flag.clone();
-    // Only one handler per process may be set; a second run in the same process (tests)
-    // keeps the first, which is fine for them.
-    let _ = ctrlc::set_handler(move || setter.store(true, Ordering::SeqCst));
-    flag
-}
-
-/// What one pass over the training set gives.
-struct Pass {
-    loss: f64,
-    accuracy: f64,
-    /// Ctrl-C stopped the pass early.
-    interrupted: bool,
-}
-
-/// Where an epoch's steps are in the whole run, for the learning-rate schedule.
-#[derive(Clone, Copy)]
-struct Schedule {
-    /// The run's step number of the epoch's first step.
-    first: usize,
-    /// Steps in the whole run.
-    total: usize,
+    fn position(&self, epoch: u32, step: usize, seconds: f64) -> Position {
+        Position {
+            epoch,
+            step,
+            loss_sum: self.loss.double_value(&[]),
+            correct: self.correct.int64_value(&[]),
+            seen: self.seen,
+            seconds,
+        }
+    }
 }
 
 /// Batches between checks that the loss is still finite (a host sync each).
 const CHECK_EVERY: usize = 100;
 
-/// One pass over the shuffled training set: the mean loss and the accuracy seen along the
-/// way (as Keras reports them).
-fn train_epoch(
-    net: &impl ModuleT,
-    opt: &mut nn::Optimizer,
-    train: &Split,
-    opts: &TrainOptions,
-    schedule: Schedule,
-    prefix: &str,
-    stop: &AtomicBool,
-) -> Result<Pass> {
-    let device = train.pixels.device();
-    let n = train.len();
-    let batch = opts.batch_size as i64;
-    let batches = (n + batch - 1) / batch;
-    let bar = progress::epoch_bar(
-        batches as u64,
-        prefix.to_string(),
-        progress::interactive(opts.quiet),
-    );
-    let started = Instant::now();
-    // Running sums stay on the device; the host reads them only for the bar, the NaN
-    // check and at the end, so the GPU rarely waits for us.
-    let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-    let mut correct = Tensor::zeros([], (Kind::Int64, device));
-    let order = Tensor::randperm(n, (Kind::Int64, device));
-    let mut seen = 0;
-    let mut interrupted = false;
-    for (step, idx) in order.split(batch, 0).iter().enumerate() {
-        opts.recipe.schedule(
-            opt,
-            opts.learning_rate,
-            schedule.first + step,
-            schedule.total,
-        );
-        let mut xs = train.images_at(idx); // [b, 1, 28, 28]
-        if opts.recipe.augments() {
-            xs = recipe::augment(&xs);
-        }
-        let ys = train.labels.index_select(0, idx); // [b]
-        let logits = net.forward_t(&xs, true); // [b, 10]
-        let loss = opts.recipe.loss(&logits, &ys);
-        opt.backward_step(&loss);
-        let b = ys.size()[0];
-        seen += b;
-        tch::no_grad(|| {
-            loss_sum += loss.to_kind(Kind::Double) * b;
-            correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
-        });
-        let redraw = !bar.is_hidden() && step % 25 == 0;
-        if redraw || step % CHECK_EVERY == 0 {
-            let (mean_loss, accuracy) = read_means(&loss_sum, &correct, seen);
-            check_finite(mean_loss, step, opts)?;
-            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_position(step as u64 + 1);
-            bar.set_message(format!(
-                "{rate:>6.0} img/s  loss {mean_loss:.4}  acc {accuracy:.4}"
-            ));
-        }
-        if stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
-    }
-    bar.finish_and_clear();
-    let (loss, accuracy) = read_means(&loss_sum, &correct, seen);
-    check_finite(loss, batches as usize - 1, opts)?;
-    Ok(Pass {
-        loss,
-        accuracy,
-        interrupted,
-    })
+/// The training set's order in epoch `epoch`: drawn on the CPU (the same on every
+/// device) from the seed and the epoch.
+fn shuffled(n: i64, seed: u64, epoch: u32, device: Device) -> Tensor {
+    tch::manual_seed(position_seed(seed, epoch, u64::MAX));
+    Tensor::randperm(n, (Kind::Int64, Device::Cpu)).to_device(device)
 }
 
-fn read_means(loss_sum: &Tensor, correct: &Tensor, seen: i64) -> (f64, f64) {
-    let seen = seen.max(1) as f64;
-    (
-        loss_sum.double_value(&[]) / seen,
-        correct.int64_value(&[]) as f64 / seen,
-    )
+/// Seeds libtorch's generators for the draws of step `step` of epoch `epoch`
+/// (augmentation, dropout).
+fn seed_draws(seed: u64, epoch: u32, step: u64) {
+    tch::manual_seed(position_seed(seed, epoch, step));
 }
 
-fn check_finite(mean_loss: f64, step: usize, opts: &TrainOptions) -> Result<()> {
+/// A seed for one point of a run, mixed from the run's seed and the point (SplitMix64).
+fn position_seed(seed: u64, epoch: u32, step: u64) -> i64 {
+    let mix = |mut x: u64| {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    };
+    let x = mix(mix(mix(seed) ^ u64::from(epoch)) ^ step);
+    (x >> 1) as i64
+}
+
+fn check_finite(mean_loss: f64, step: usize, learning_rate: f64) -> Result<()> {
     if !mean_loss.is_finite() {
         bail!(
-            "the loss became {mean_loss} by batch {} (learning rate {}); training diverged. \
-             Try a lower --lr (the lesson's is 0.001). The weights of the last finished epoch \
-             are kept in the run folder.",
+            "the loss became {mean_loss} by batch {} (learning rate {learning_rate}); training \
+             diverged. Try a lower --lr (the lesson's is 0.001). The run folder keeps its last \
+             checkpoint, from before the loss diverged.",
             step + 1,
-            opts.learning_rate
         );
     }
     Ok(())

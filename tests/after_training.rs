@@ -287,9 +287,9 @@ fn resume_continues_the_epoch_count_and_the_metrics() {
         .collect();
     assert_eq!(epochs, [1, 2, 3, 4]);
     let config = run_dir::read_config(&t.run).unwrap();
-    assert_eq!(config.epochs, 4);
+    assert_eq!(config.recipe.epochs, 4);
     assert_eq!(
-        config.model,
+        *config.model(),
         fashion_tch::models::ModelSpec::Dense { hidden: 16 }
     );
     // two panels × train and test × four epochs
@@ -309,7 +309,7 @@ fn resume_continues_the_epoch_count_and_the_metrics() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("hidden: 16") && stderr(&out).contains("hidden: 32"),
+        stderr(&out).contains("trained with --hidden 16, not --hidden 32"),
         "{}",
         stderr(&out)
     );

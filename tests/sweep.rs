@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run_bin, stderr, write_synthetic};
+use common::{run_bin, stderr, write_synthetic, Running};
 use fashion_tch::run_dir;
 
 const SWEEP: &str = env!("CARGO_BIN_EXE_sweep");
@@ -58,12 +58,7 @@ fn sweep_tables_two_sizes_at_two_epoch_counts_and_resumes() {
         .count();
     assert_eq!(dots, 4);
 
-    // cut the second run short, as an interruption after its first epoch would
-    let cut = out.join("dense-32");
-    let metrics = std::fs::read_to_string(cut.join("metrics.csv")).unwrap();
-    let kept: Vec<&str> = metrics.lines().take(2).collect();
-    std::fs::write(cut.join("metrics.csv"), kept.join("\n") + "\n").unwrap();
-
+    // a rerun of the same command trains nothing
     let again = run_bin(SWEEP, &args);
     assert!(again.status.success(), "{}", stderr(&again));
     let stdout = String::from_utf8_lossy(&again.stdout);
@@ -71,14 +66,88 @@ fn sweep_tables_two_sizes_at_two_epoch_counts_and_resumes() {
         stdout.contains("dense-8: already trained 3 epochs, skipped"),
         "{stdout}"
     );
-    assert!(stdout.contains("from epoch 2 to 3"), "{stdout}");
-    assert_eq!(table_rows(&stdout).len(), 4, "{stdout}");
-    let epochs: Vec<u32> = run_dir::read_metrics(&cut)
-        .unwrap()
-        .iter()
-        .map(|m| m.epoch)
-        .collect();
-    assert_eq!(epochs, [1, 2, 3]);
+    assert_eq!(table_rows(&stdout), rows);
+}
+
+#[test]
+fn ctrl_c_in_the_second_run_stops_the_sweep_and_a_rerun_finishes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    common::write_synthetic_sized(&data, 3000);
+    let sweep = |name: &str| -> Vec<String> {
+        let out = tmp.path().join(name);
+        [
+            "--model",
+            "dense",
+            "--hidden",
+            "16,32",
+            "--epochs",
+            "2,4",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            "2",
+            "--device",
+            "cpu",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // the table without its time column, which no two runs share
+    let without_time = |stdout: &str| -> Vec<String> {
+        table_rows(stdout)
+            .iter()
+            .map(|row| row.rsplitn(3, '|').last().unwrap().to_string())
+            .collect()
+    };
+
+    let result = run_bin(SWEEP, &as_strs(&sweep("whole")));
+    assert!(result.status.success(), "{}", stderr(&result));
+    let expected = without_time(&String::from_utf8_lossy(&result.stdout));
+
+    let args = sweep("stopped");
+    let mut run = Running::spawn(SWEEP, &as_strs(&args));
+    assert!(run.wait_for("training dense", 2), "no second run");
+    assert!(
+        run.wait_for("epoch  1/4", 2),
+        "the second run trained no epoch"
+    );
+    run.signal("-INT");
+    let (code, stdout, err) = run.finish();
+    assert_eq!(code, Some(130), "{err}\n{stdout}");
+    assert!(err.contains("--resume"), "{err}");
+
+    let again = run_bin(SWEEP, &as_strs(&args));
+    assert!(again.status.success(), "{}", stderr(&again));
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("dense-16: already trained 4 epochs"),
+        "{stdout}"
+    );
+    // every run complete, with the numbers of the sweep that was never stopped
+    assert_eq!(without_time(&stdout), expected);
+    let stopped = tmp.path().join("stopped");
+    for size in ["16", "32"] {
+        let run = stopped.join(format!("dense-{size}"));
+        assert_eq!(run_dir::read_metrics(&run).unwrap().len(), 4);
+    }
+
+    // a rerun with another learning rate is refused, naming the flag and the folder
+    let mut other = args.clone();
+    other.extend(["--lr".to_string(), "0.002".to_string()]);
+    let refused = run_bin(SWEEP, &as_strs(&other));
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains("--lr 0.001, not --lr 0.002") && err.contains(stopped.to_str().unwrap()),
+        "{err}"
+    );
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 #[test]

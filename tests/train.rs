@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::{run_bin, stderr, write_synthetic};
 use fashion_tch::models::{Convs, ModelSpec};
-use fashion_tch::{data, eval, recipe::Recipe, run_dir};
+use fashion_tch::{data, eval, run_dir};
 use tch::{nn, Device};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
@@ -55,8 +55,8 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) -> (tempfile::TempDir, Pa
 
     let config = run_dir::read_config(&out).unwrap();
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = config.model.build(&vs.root());
-    run_dir::load_weights(&out, &mut vs).unwrap();
+    let net = config.model().build(&vs.root());
+    run_dir::load_weights(&out.join(run_dir::WEIGHTS), &mut vs).unwrap();
     let data = data::load_dir(&data_dir, Device::Cpu).unwrap();
     let score = eval::score(&net, &data.test);
     assert!(
@@ -101,9 +101,9 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
         "{metrics:?}"
     );
     let config = run_dir::read_config(&out).unwrap();
-    assert_eq!(config.recipe, Recipe::Strong);
+    assert_eq!(config.recipe.name, "strong");
     assert_eq!(
-        config.model,
+        *config.model(),
         ModelSpec::Cnn {
             filters: vec![4, 8, 8],
             hidden: 256,
@@ -130,7 +130,7 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
     );
     assert_eq!(result.status.code(), Some(1));
     assert!(
-        stderr(&result).contains("--recipe strong, not lesson"),
+        stderr(&result).contains("--recipe strong, not --recipe lesson"),
         "{}",
         stderr(&result)
     );
@@ -180,8 +180,8 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     assert_eq!(metrics.len(), 1);
     assert_eq!(metrics[0].validation_accuracy, None);
     assert_eq!(
-        run_dir::read_config(&out).unwrap().validation_images,
-        Some(0)
+        run_dir::read_config(&out).unwrap().recipe.validation_images,
+        0
     );
     // a resumed run keeps its split, and refuses another
     let resume = |extra: &[&str]| {
@@ -200,7 +200,7 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     assert_eq!(result.status.code(), Some(1));
     let err = stderr(&result);
     assert!(
-        err.contains("holds out 0 training images for validation, not --validation 60"),
+        err.contains("trained with --validation 0, not --validation 60"),
         "{err}"
     );
     let result = resume(&[]);

@@ -1,6 +1,18 @@
-//! A run folder: `config.json` (everything needed to rebuild and judge the run),
-//! `metrics.csv` (a row per epoch, flushed as it goes) and `model.safetensors` (the
-//! weights, replaced atomically so a crash never leaves half a file).
+//! A run folder, the record of one training run:
+//! - `config.json`: what it was made with ([`config`]);
+//! - `metrics.csv`: a row per finished epoch, flushed as it goes;
+//! - `model.safetensors`: the weights after the last finished epoch, a plain state dict
+//!   that `evaluate`, `predict` and PyTorch read;
+//! - `checkpoint.safetensors`: everything needed to continue exactly ([`checkpoint`]);
+//! - pictures that other modules draw.
+//!
+//! Every file is replaced through a temporary file and a rename, so a crash never leaves
+//! half of one; a resume rewrites `metrics.csv` from the checkpoint. What a resumed run
+//! keeps and refuses is in [`resume`].
+
+pub mod checkpoint;
+pub mod config;
+pub mod resume;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -10,39 +22,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 
-use crate::models::ModelSpec;
-use crate::recipe::Recipe;
+pub use config::{read_config, RunConfig};
 
-/// Everything a run was made with, saved as `config.json`.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct RunConfig {
-    pub model: ModelSpec,
-    /// Runs from before recipes existed trained the lesson's way.
-    #[serde(default)]
-    pub recipe: Recipe,
-    pub epochs: u32,
-    pub batch_size: usize,
-    pub learning_rate: f64,
-    /// Training images held out for validation (`--validation`). Runs from before the
-    /// flag held out their recipe's number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_images: Option<u32>,
-    pub seed: u64,
-    /// The device it trained on, as `cpu` or `cuda:N`.
-    pub device: String,
-    /// libtorch's intra-op threads.
-    pub threads: usize,
-    pub trainable_parameters: i64,
-    /// The folder the data was read from.
-    pub data_dir: PathBuf,
-    pub libtorch_version: String,
-    pub fashion_tch_version: String,
-    /// When the run started, local time (RFC 3339).
-    pub started: String,
-}
+use crate::models::ModelSpec;
 
 /// One epoch's figures, a row of `metrics.csv`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct EpochMetrics {
     pub epoch: u32,
     pub train_loss: f64,
@@ -59,6 +44,9 @@ const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_acc
 /// The extra column of a run with a validation split.
 const VALIDATION_COLUMN: &str = ",validation_accuracy";
 
+/// The weights of the last finished epoch.
+pub const WEIGHTS: &str = "model.safetensors";
+
 /// An open run folder.
 pub struct RunDir {
     pub path: PathBuf,
@@ -74,9 +62,8 @@ impl RunDir {
 
     /// Creates the folder and writes `config.json` and the `metrics.csv` header, so that a
     /// folder we cannot write to fails now, before any training. A folder that already
-    /// holds a run is refused: its results are never overwritten. `validation`: the rows
-    /// will have a validation accuracy.
-    pub fn create(path: &Path, config: &RunConfig, validation: bool) -> Result<RunDir> {
+    /// holds a run is refused: its results are never overwritten.
+    pub fn create(path: &Path, config: &RunConfig) -> Result<RunDir> {
         if path.is_file() {
             bail!(
                 "--out {} is a file; give a folder (new or empty) for the run",
@@ -91,35 +78,32 @@ impl RunDir {
         }
         fs::create_dir_all(path)
             .with_context(|| format!("creating the run folder {}", path.display()))?;
-        write_atomically(
-            &path.join("config.json"),
-            serde_json::to_string_pretty(config)?.as_bytes(),
-        )?;
-        let metrics_path = path.join("metrics.csv");
-        let mut metrics = File::create(&metrics_path)
-            .with_context(|| format!("creating {}", metrics_path.display()))?;
-        let extra = if validation { VALIDATION_COLUMN } else { "" };
-        writeln!(metrics, "{METRICS_HEADER}{extra}")
-            .with_context(|| format!("writing {}", metrics_path.display()))?;
-        Ok(RunDir {
-            path: path.to_path_buf(),
-            metrics,
-        })
+        RunDir::reopen(path, config, &[])
     }
 
-    /// Opens a run folder to continue it: rewrites `config.json` with `config` (the run's
-    /// own, with the new epoch total; its start time is kept) and appends to `metrics.csv`.
-    pub fn reopen(path: &Path, config: &RunConfig) -> Result<RunDir> {
-        let old = read_config(path)?;
+    /// Opens a run folder to continue it from the finished epochs `history`: writes
+    /// `config` (keeping the start time of the one there) and rewrites `metrics.csv` with
+    /// `history`'s rows, then appends to it.
+    pub fn reopen(path: &Path, config: &RunConfig, history: &[EpochMetrics]) -> Result<RunDir> {
+        let started = read_config(path).map(|old| old.started);
         let config = RunConfig {
-            started: old.started,
+            started: started.unwrap_or_else(|_| config.started.clone()),
             ..config.clone()
         };
         write_atomically(
             &path.join("config.json"),
             serde_json::to_string_pretty(&config)?.as_bytes(),
         )?;
+        let validation = config.recipe.validation_images > 0;
+        let mut csv = format!(
+            "{METRICS_HEADER}{}\n",
+            if validation { VALIDATION_COLUMN } else { "" }
+        );
+        for m in history {
+            csv += &metrics_row(m);
+        }
         let metrics_path = path.join("metrics.csv");
+        write_atomically(&metrics_path, csv.as_bytes())?;
         let metrics = OpenOptions::new()
             .append(true)
             .open(&metrics_path)
@@ -133,58 +117,60 @@ impl RunDir {
     /// Appends one epoch's row to `metrics.csv` and flushes it to disk.
     pub fn append_metrics(&mut self, m: &EpochMetrics) -> Result<()> {
         let path = self.path.join("metrics.csv");
-        let validation = m
-            .validation_accuracy
-            .map_or(String::new(), |a| format!(",{a:.6}"));
-        writeln!(
-            self.metrics,
-            "{},{:.6},{:.6},{:.6},{:.6},{:.3}{validation}",
-            m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
-        )
-        .and_then(|()| self.metrics.sync_data())
-        .with_context(|| format!("writing {}", path.display()))
+        self.metrics
+            .write_all(metrics_row(m).as_bytes())
+            .and_then(|()| self.metrics.sync_data())
+            .with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Saves the weights as `model.safetensors`, through a temporary file and a rename.
+    /// Saves the weights as `model.safetensors`.
     pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
-        let path = self.path.join("model.safetensors");
-        let tmp = self.path.join(".model.tmp.safetensors");
-        // safetensors holds contiguous data; the CNN's CPU weights are channels-last.
-        let mut vars: Vec<(String, tch::Tensor)> = vs
-            .variables()
-            .into_iter()
-            .map(|(name, t)| (name, t.contiguous()))
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        tch::Tensor::write_safetensors(&vars, &tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+        save_weights(&self.path.join(WEIGHTS), vs)
     }
 }
 
-/// Reads a run's `config.json`.
-pub fn read_config(run: &Path) -> Result<RunConfig> {
-    let path = run.join("config.json");
-    let text = fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} ({} does not look like a run folder)",
-            path.display(),
-            run.display()
-        )
-    })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid run config", path.display()))
+fn metrics_row(m: &EpochMetrics) -> String {
+    let validation = m
+        .validation_accuracy
+        .map_or(String::new(), |a| format!(",{a:.6}"));
+    format!(
+        "{},{:.6},{:.6},{:.6},{:.6},{:.3}{validation}\n",
+        m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
+    )
 }
 
-/// Reads a run's `metrics.csv`.
+/// Saves the variables of `vs` to `path` as safetensors, sorted by name, through a
+/// temporary file and a rename.
+pub fn save_weights(path: &Path, vs: &VarStore) -> Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    // safetensors holds contiguous data; the CNN's CPU weights are channels-last.
+    let mut vars: Vec<(String, tch::Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (name, t.contiguous()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::Tensor::write_safetensors(&vars, &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a run's `metrics.csv`. A last line without its line end is a row cut off by a
+/// crash while it was written, and is left out.
 pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
     let path = run.join("metrics.csv");
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let whole = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
     let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
+    for (i, line) in whole.lines().enumerate().skip(1) {
         let bad = || {
             format!(
                 "{} line {} is not a metrics row: {line:?}",
@@ -213,29 +199,40 @@ pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
     Ok(rows)
 }
 
-/// Loads a run's weights into `vs`, whose variables must match them by name and shape.
-pub fn load_weights(run: &Path, vs: &mut VarStore) -> Result<()> {
-    let path = run.join("model.safetensors");
-    let stored = tch::Tensor::read_safetensors(&path)
+/// Loads the weights in `path` into `vs`, whose variables must match them by name and
+/// shape.
+pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<()> {
+    let stored = tch::Tensor::read_safetensors(path)
         .with_context(|| format!("reading {} (missing or truncated?)", path.display()))?;
     let stored: std::collections::HashMap<_, _> = stored.into_iter().collect();
-    for (name, var) in vs.variables() {
-        match stored.get(&name) {
-            Some(t) if t.size() == var.size() => {}
-            Some(t) => bail!(
-                "{} does not fit the model in config.json: {name} is {:?} there, {:?} in the model",
-                path.display(),
-                t.size(),
-                var.size()
-            ),
-            None => bail!(
-                "{} does not fit the model in config.json: it has no {name}",
-                path.display()
-            ),
+    copy_into(vs, &stored, path)
+}
+
+/// Copies `stored` into the variables of `vs`, which must match them by name and shape;
+/// errors name `source`.
+pub fn copy_into(
+    vs: &mut VarStore,
+    stored: &std::collections::HashMap<String, tch::Tensor>,
+    source: &Path,
+) -> Result<()> {
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            match stored.get(&name) {
+                Some(t) if t.size() == var.size() => var.copy_(t),
+                Some(t) => bail!(
+                    "{} does not fit the model in config.json: {name} is {:?} there, {:?} in the model",
+                    source.display(),
+                    t.size(),
+                    var.size()
+                ),
+                None => bail!(
+                    "{} does not fit the model in config.json: it has no {name}",
+                    source.display()
+                ),
+            }
         }
-    }
-    vs.load(&path)
-        .with_context(|| format!("loading {}", path.display()))
+        Ok(())
+    })
 }
 
 /// A saved run, rebuilt: its config and its network with the saved weights.
@@ -256,8 +253,8 @@ pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
     }
     let config = read_config(run)?;
     let mut vs = VarStore::new(device);
-    let net = config.model.build(&vs.root());
-    load_weights(run, &mut vs)?;
+    let net = config.model().build(&vs.root());
+    load_weights(&run.join(WEIGHTS), &mut vs)?;
     Ok(LoadedRun { config, vs, net })
 }
 
@@ -282,104 +279,90 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::ModelSpec;
+    use config::tests::config;
 
-    fn config() -> RunConfig {
-        RunConfig {
-            model: ModelSpec::LESSON_DENSE,
-            recipe: Recipe::Lesson,
-            epochs: 2,
-            batch_size: 32,
-            learning_rate: 1e-3,
-            validation_images: Some(0),
-            seed: 1,
-            device: "cpu".into(),
-            threads: 2,
-            trainable_parameters: 101_770,
-            data_dir: "data".into(),
-            libtorch_version: "2.11.0".into(),
-            fashion_tch_version: "0.1.0".into(),
-            started: "now".into(),
-        }
-    }
-
-    #[test]
-    fn config_and_metrics_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = dir.path().join("run");
-        let mut rd = RunDir::create(&run, &config(), false).unwrap();
-        let m = EpochMetrics {
-            epoch: 1,
+    fn row(epoch: u32, validation: Option<f64>) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
             train_loss: 0.5,
             train_accuracy: 0.8,
             test_loss: 0.6,
             test_accuracy: 0.75,
             seconds: 1.5,
-            validation_accuracy: None,
-        };
-        rd.append_metrics(&m).unwrap();
-        assert_eq!(read_config(&run).unwrap(), config());
-        assert_eq!(read_metrics(&run).unwrap(), vec![m.clone()]);
-
-        let run = dir.path().join("validated");
-        let mut rd = RunDir::create(&run, &config(), true).unwrap();
-        let m = EpochMetrics {
-            validation_accuracy: Some(0.7),
-            ..m
-        };
-        rd.append_metrics(&m).unwrap();
-        assert_eq!(read_metrics(&run).unwrap(), vec![m]);
+            validation_accuracy: validation,
+        }
     }
 
     #[test]
-    fn configs_from_before_recipes_and_validation_load_and_a_negative_split_is_refused() {
+    fn metrics_read_back_and_a_torn_last_line_is_left_out() {
         let dir = tempfile::tempdir().unwrap();
-        let mut json = serde_json::to_value(config()).unwrap();
-        let fields = json.as_object_mut().unwrap();
-        fields.remove("recipe");
-        fields.remove("validation_images");
-        fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
-        let old = read_config(dir.path()).unwrap();
-        assert_eq!((old.recipe, old.validation_images), (Recipe::Lesson, None));
+        let run = dir.path().join("run");
+        let mut rd = RunDir::create(&run, &config()).unwrap();
+        rd.append_metrics(&row(1, None)).unwrap();
+        rd.append_metrics(&row(2, None)).unwrap();
+        assert_eq!(
+            read_metrics(&run).unwrap(),
+            vec![row(1, None), row(2, None)]
+        );
+        // a crash in the middle of writing row 3
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(run.join("metrics.csv"))
+            .unwrap();
+        f.write_all(b"3,0.4,0.8").unwrap();
+        assert_eq!(read_metrics(&run).unwrap().len(), 2);
+        // reopening from the finished epochs rewrites the file without it
+        let mut rd = RunDir::reopen(&run, &config(), &[row(1, None)]).unwrap();
+        rd.append_metrics(&row(2, None)).unwrap();
+        assert_eq!(
+            read_metrics(&run).unwrap(),
+            vec![row(1, None), row(2, None)]
+        );
 
-        json["validation_images"] = (-5).into();
-        fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
-        let err = format!("{:#}", read_config(dir.path()).unwrap_err());
-        assert!(err.contains("not a valid run config"), "{err}");
+        let run = dir.path().join("validated");
+        let mut validated = config();
+        validated.recipe.validation_images = 60;
+        let mut rd = RunDir::create(&run, &validated).unwrap();
+        rd.append_metrics(&row(1, Some(0.7))).unwrap();
+        assert_eq!(read_metrics(&run).unwrap(), vec![row(1, Some(0.7))]);
+        let header = fs::read_to_string(run.join("metrics.csv")).unwrap();
+        assert!(header.starts_with(&format!("{METRICS_HEADER}{VALIDATION_COLUMN}\n")));
     }
 
     #[test]
     fn an_existing_run_or_a_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        RunDir::create(dir.path(), &config(), false).unwrap();
-        let err = RunDir::create(dir.path(), &config(), false)
+        RunDir::create(dir.path(), &config()).unwrap();
+        let err = RunDir::create(dir.path(), &config())
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("already holds a run"), "{err}");
         let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
-        let err = RunDir::create(&file, &config(), false)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = RunDir::create(&file, &config()).err().unwrap().to_string();
         assert!(err.contains("is a file"), "{err}");
     }
 
     #[test]
     fn weights_of_another_model_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let rd = RunDir::create(dir.path(), &config(), false).unwrap();
+        let rd = RunDir::create(dir.path(), &config()).unwrap();
+        let dense = ModelSpec::Dense { hidden: 128 };
         let vs = VarStore::new(tch::Device::Cpu);
-        let _ = ModelSpec::LESSON_DENSE.build(&vs.root());
+        let _ = dense.build(&vs.root());
         rd.save_weights(&vs).unwrap();
+        let weights = dir.path().join(WEIGHTS);
         let mut other = VarStore::new(tch::Device::Cpu);
         let _ = ModelSpec::lesson_cnn().build(&other.root());
-        let err = load_weights(dir.path(), &mut other)
-            .unwrap_err()
-            .to_string();
+        let err = load_weights(&weights, &mut other).unwrap_err().to_string();
         assert!(err.contains("does not fit the model"), "{err}");
         let mut same = VarStore::new(tch::Device::Cpu);
-        let _ = ModelSpec::LESSON_DENSE.build(&same.root());
-        load_weights(dir.path(), &mut same).unwrap();
+        let _ = dense.build(&same.root());
+        load_weights(&weights, &mut same).unwrap();
+        for (name, t) in same.variables() {
+            assert!(t.equal(&vs.variables()[&name]), "{name}");
+        }
     }
 }

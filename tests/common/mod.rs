@@ -7,8 +7,11 @@ use std::process::{Command, Output};
 
 use fashion_tch::data::{write_idx_dir, SIDE};
 
-/// Pixels and labels of `n` images whose class is drawn as a bright band (rows
-/// 2·c+4 and 2·c+5 for class c) over noise; the label cycles through the ten classes.
+/// Pixels and labels of `n` images whose class is drawn over noise: a bright band of two
+/// rows at rows 5·(c mod 5) + 3 and + 4, and for classes 5 to 9 a bright stripe down the
+/// middle two columns too. Bands 5 rows apart stay apart under the strong recipe's shifts
+/// of up to 2 pixels, and mirroring keeps the stripe, so augmentation keeps every label.
+/// The labels are drawn at random.
 pub fn synthetic(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
@@ -24,11 +27,13 @@ pub fn synthetic(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
     for i in 0..n {
         let class = (next() % 10) as usize;
         labels.push(class as u8);
+        let top = 5 * (class % 5) + 3;
         let img = &mut pixels[i * SIDE * SIDE..(i + 1) * SIDE * SIDE];
         for (j, px) in img.iter_mut().enumerate() {
-            let row = j / SIDE;
-            let band = row == 2 * class + 4 || row == 2 * class + 5;
-            *px = if band { 200 } else { 0 } + (next() % 50) as u8;
+            let (row, column) = (j / SIDE, j % SIDE);
+            let band = row == top || row == top + 1;
+            let stripe = class >= 5 && (column == SIDE / 2 - 1 || column == SIDE / 2);
+            *px = if band || stripe { 200 } else { 0 } + (next() % 50) as u8;
         }
     }
     (pixels, labels)
@@ -53,4 +58,109 @@ pub fn run_bin(bin: &str, args: &[&str]) -> Output {
 /// The text a failed command printed, for assertion messages.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Writes a synthetic dataset of `train` training and 200 test images into `dir`.
+pub fn write_synthetic_sized(dir: &Path, train: usize) {
+    let (train_px, train_lb) = synthetic(train, 1);
+    let (test_px, test_lb) = synthetic(200, 2);
+    write_idx_dir(dir, (&train_px, &train_lb), (&test_px, &test_lb)).unwrap();
+}
+
+/// A binary running in the background, whose output lines can be waited for.
+pub struct Running {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// The stdout lines read so far.
+    pub stdout: Vec<String>,
+}
+
+impl Running {
+    /// Starts `bin` with `args`, with no dataset location from the environment.
+    pub fn spawn(bin: &str, args: &[&str]) -> Running {
+        use std::io::BufRead;
+        let mut child = Command::new(bin)
+            .args(args)
+            .env_remove("FASHION_MNIST_DIR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            stdout: Vec::new(),
+        }
+    }
+
+    /// Waits for the `nth` stdout line (from 1) that contains `text`, counting those
+    /// already read; false when the program ends first or 300 s pass.
+    pub fn wait_for(&mut self, text: &str, nth: usize) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while self.stdout.iter().filter(|l| l.contains(text)).count() < nth {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.stdout.push(line),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Sends `sig` (as `kill` takes it: `-INT`, `-KILL`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} failed");
+    }
+
+    /// Waits for the end; the exit code (None when killed by a signal), all of stdout
+    /// and stderr.
+    pub fn finish(mut self) -> (Option<i32>, String, String) {
+        use std::io::Read;
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            stderr.read_to_string(&mut err).unwrap();
+        }
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv() {
+            self.stdout.push(line);
+        }
+        (status.code(), self.stdout.join("\n"), err)
+    }
+}
+
+/// A run's metrics.csv without the seconds column, which no two runs share.
+pub fn metrics_without_seconds(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines()
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split(',').collect();
+            fields.remove(5); // epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds
+            fields.join(",")
+        })
+        .collect()
+}
+
+/// A number from the clock, to pick a random moment; printed so a failure can be traced.
+pub fn random_fraction(label: &str) -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let fraction = f64::from(nanos % 1000) / 1000.0;
+    eprintln!("{label}: random fraction {fraction}");
+    fraction
 }

@@ -1,0 +1,226 @@
+//! `checkpoint.safetensors`: everything needed to continue a run exactly where it was,
+//! in one file replaced atomically, so weights can never be paired with another step's
+//! optimiser state:
+//! - the weights, as `model.<variable>` (batch norm's running statistics included);
+//! - Adam's moments, as `optimizer.exp_avg.<variable>` and `optimizer.exp_avg_sq.<…>`;
+//! - in the file's metadata (JSON under the key `fashion_tch`): the position in the run
+//!   (epoch, steps done, the epoch's running sums), Adam's step count, and the finished
+//!   epochs' rows of `metrics.csv`, which a resume writes back.
+//!
+//! The random draws need no saved state: they are seeded from the run's position (see
+//! [`crate::train`]).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::Tensor;
+
+use super::{write_atomically, EpochMetrics};
+use crate::optim::Adam;
+
+/// The checkpoint's file name in a run folder.
+pub const FILE: &str = "checkpoint.safetensors";
+/// The metadata key that holds [`State`].
+const KEY: &str = "fashion_tch";
+
+/// Where a run is: the epoch in progress and how far into it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Position {
+    /// The epoch in progress, from 1: the finished epochs and one.
+    pub epoch: u32,
+    /// Its optimisation steps done.
+    pub step: usize,
+    /// Its running sums so far: training loss times batch size, right answers, images.
+    pub loss_sum: f64,
+    pub correct: i64,
+    pub seen: i64,
+    /// Seconds spent on it so far.
+    pub seconds: f64,
+}
+
+impl Position {
+    /// The start of epoch `epoch`.
+    pub fn start_of(epoch: u32) -> Position {
+        Position {
+            epoch,
+            step: 0,
+            loss_sum: 0.0,
+            correct: 0,
+            seen: 0,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// What a checkpoint holds besides tensors.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct State {
+    pub position: Position,
+    /// Adam's updates so far.
+    pub optimizer_steps: u64,
+    /// The finished epochs' rows.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// A checkpoint read back.
+pub struct Checkpoint {
+    pub state: State,
+    /// The weights by variable name.
+    pub weights: HashMap<String, Tensor>,
+    /// Adam's moments, named as [`Adam::state`] names them.
+    pub optimizer: HashMap<String, Tensor>,
+}
+
+/// Writes the checkpoint of a run at `state` into the folder `run`.
+pub fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()> {
+    let tensors = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (format!("model.{name}"), t))
+        .chain(
+            adam.state()
+                .into_iter()
+                .map(|(name, t)| (format!("optimizer.{name}"), t)),
+        )
+        .map(|(name, t)| Ok((name, Bytes::of(&t)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = HashMap::from([(KEY.to_string(), serde_json::to_string(state)?)]);
+    let bytes = safetensors::tensor::serialize(tensors, &Some(metadata))
+        .context("encoding the checkpoint")?;
+    write_atomically(&run.join(FILE), &bytes)
+}
+
+/// Reads the checkpoint in the folder `run`; `None` when there is none.
+pub fn load(run: &Path) -> Result<Option<Checkpoint>> {
+    let path = run.join(FILE);
+    let Some(bytes) = read(&path)? else {
+        return Ok(None);
+    };
+    let state = state_of(&path, &bytes)?;
+    let file = SafeTensors::deserialize(&bytes).with_context(|| damaged(&path))?;
+    let (mut weights, mut optimizer) = (HashMap::new(), HashMap::new());
+    for (name, view) in file.tensors() {
+        let tensor = Tensor::try_from(view).with_context(|| damaged(&path))?;
+        if let Some(var) = name.strip_prefix("model.") {
+            weights.insert(var.to_string(), tensor);
+        } else if let Some(moment) = name.strip_prefix("optimizer.") {
+            optimizer.insert(moment.to_string(), tensor);
+        }
+    }
+    Ok(Some(Checkpoint {
+        state,
+        weights,
+        optimizer,
+    }))
+}
+
+/// Reads only the [`State`] of the checkpoint in `run` (its header, not its tensors).
+pub fn read_state(run: &Path) -> Result<Option<State>> {
+    let path = run.join(FILE);
+    Ok(match read(&path)? {
+        Some(bytes) => Some(state_of(&path, &bytes)?),
+        None => None,
+    })
+}
+
+fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn state_of(path: &Path, bytes: &[u8]) -> Result<State> {
+    let (_, header) = SafeTensors::read_metadata(bytes).with_context(|| damaged(path))?;
+    let Some(json) = header.metadata().as_ref().and_then(|m| m.get(KEY)) else {
+        bail!("{}: it has no {KEY} metadata", damaged(path));
+    };
+    serde_json::from_str(json).with_context(|| damaged(path))
+}
+
+fn damaged(path: &Path) -> String {
+    format!(
+        "{} is not a fashion-tch checkpoint (damaged?); delete it to continue from \
+         model.safetensors with --fresh-optimizer",
+        path.display()
+    )
+}
+
+/// A tensor's bytes, as safetensors writes them: contiguous, on the host.
+struct Bytes {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+impl Bytes {
+    fn of(t: &Tensor) -> Result<Bytes> {
+        let t = t.to_device(tch::Device::Cpu).contiguous();
+        let dtype = Dtype::try_from(t.kind())?;
+        let mut data = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
+        t.f_copy_data_u8(&mut data, t.numel())?;
+        let shape = t.size().into_iter().map(|d| d as usize).collect();
+        Ok(Bytes { dtype, shape, data })
+    }
+}
+
+impl View for Bytes {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelSpec;
+
+    #[test]
+    fn a_checkpoint_reads_back_whole_and_damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = VarStore::new(tch::Device::Cpu);
+        let _ = ModelSpec::lesson_cnn().build(&vs.root());
+        let adam = Adam::new(&vs, 0.0);
+        let state = State {
+            position: Position {
+                step: 7,
+                loss_sum: 0.1 + 0.2,
+                ..Position::start_of(3)
+            },
+            optimizer_steps: 11,
+            history: vec![],
+        };
+        assert!(load(dir.path()).unwrap().is_none());
+        save(dir.path(), &vs, &adam, &state).unwrap();
+        let back = load(dir.path()).unwrap().unwrap();
+        assert_eq!(back.state, state);
+        assert_eq!(read_state(dir.path()).unwrap(), Some(state));
+        for (name, t) in vs.variables() {
+            assert!(back.weights[&name].equal(&t.contiguous()), "{name}");
+        }
+        assert_eq!(back.optimizer.len(), 2 * vs.trainable_variables().len());
+
+        fs::write(dir.path().join(FILE), b"not a checkpoint").unwrap();
+        let err = format!("{:#}", load(dir.path()).err().unwrap());
+        assert!(
+            err.contains(FILE) && err.contains("--fresh-optimizer"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! The resume rules, in one place: a resumed run keeps its own recipe and seed, and
+//! refuses flags that say otherwise; `--epochs N` trains N more epochs; a run goes on
+//! from its checkpoint, or, for folders older than checkpoints, from its weights with
+//! Adam restarted, but only when asked to (`--fresh-optimizer`).
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use super::{checkpoint, read_config, read_metrics, RunConfig, WEIGHTS};
+use crate::models::ModelKind;
+use crate::recipe::{Recipe, RecipeFlags};
+
+/// How a resumed run continues: the run's config, with its recipe's epochs set to the
+/// number to reach.
+pub struct Plan {
+    pub config: RunConfig,
+    /// Epochs the run has finished.
+    pub done: u32,
+}
+
+/// The plan for `--resume run` with a trainer of `kind`, the recipe flags given and
+/// `--seed` if given; errs when a flag contradicts the run, or when it has nothing left
+/// to do.
+pub fn plan(
+    run: &Path,
+    kind: ModelKind,
+    flags: &RecipeFlags,
+    seed: Option<u64>,
+    fresh_optimizer: bool,
+) -> Result<Plan> {
+    let mut config = read_config(run)?;
+    if config.model().kind() != kind {
+        bail!(
+            "--resume {}: that run trained a {} network; resume it with train_{}",
+            run.display(),
+            config.model().name(),
+            config.model().name()
+        );
+    }
+    let asked = RecipeFlags {
+        epochs: None,
+        ..flags.clone()
+    };
+    let mut differences = match asked.apply(config.recipe.clone()) {
+        Ok(recipe) => config.recipe.differences(&recipe),
+        Err(msg) => bail!("--resume {}: {msg}", run.display()),
+    };
+    if let Some(name) = flags.recipe.as_ref().filter(|&n| *n != config.recipe.name) {
+        differences.insert(
+            0,
+            format!("--recipe {}, not --recipe {name}", config.recipe.name),
+        );
+    }
+    if let Some(seed) = seed.filter(|&s| s != config.seed) {
+        differences.push(format!("--seed {}, not --seed {seed}", config.seed));
+    }
+    if !differences.is_empty() {
+        bail!(
+            "--resume {}: the run was trained with {}; a resumed run keeps its settings \
+             (drop the flags, or start a new run)",
+            run.display(),
+            differences.join("; ")
+        );
+    }
+    let done = finished_epochs(run, fresh_optimizer)?;
+    config.recipe.epochs = match flags.epochs {
+        Some(more) => done + more,
+        None if done < config.recipe.epochs => config.recipe.epochs,
+        None => bail!(
+            "--resume {}: the run has finished its {done} epochs; give --epochs N to train N more",
+            run.display()
+        ),
+    };
+    Ok(Plan { config, done })
+}
+
+/// The epochs the run in `run` has finished, by its checkpoint; a folder without one
+/// continues only with `fresh_optimizer`, from `model.safetensors` and `metrics.csv`.
+pub fn finished_epochs(run: &Path, fresh_optimizer: bool) -> Result<u32> {
+    if let Some(state) = checkpoint::read_state(run)? {
+        return Ok(state.position.epoch - 1);
+    }
+    if !run.join(WEIGHTS).exists() {
+        bail!(
+            "--resume {}: the run stopped before its first checkpoint, so there is nothing to \
+             continue; start it again (delete the folder, or give another --out)",
+            run.display()
+        );
+    }
+    if !fresh_optimizer {
+        bail!(
+            "--resume {}: the run has no {} (it was made before fashion-tch saved the \
+             optimiser's state), so it cannot go on exactly. Add --fresh-optimizer to go on \
+             from {WEIGHTS} with Adam's moments started afresh",
+            run.display(),
+            checkpoint::FILE
+        );
+    }
+    Ok(read_metrics(run)?.len() as u32)
+}
+
+/// Whether the run in `run` may be continued as `asked` with `seed` (by `sweep`, whose
+/// runs must all share its settings): the differences, in flags, or none.
+pub fn differences(run: &Path, asked: &Recipe, seed: u64) -> Result<Vec<String>> {
+    let config = read_config(run)?;
+    let mut out = config.recipe.differences(asked);
+    if config.seed != seed {
+        out.push(format!("--seed {}, not --seed {seed}", config.seed));
+    }
+    Ok(out)
+}
