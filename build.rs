@@ -45,6 +45,7 @@ fn main() {
     let Some(lib) = lib else {
         return; // torch-sys itself explains how to point it at libtorch
     };
+    compile_shim(&lib);
     // Rebuild when the set-up script swaps the CPU layout for the CUDA one or back.
     println!("cargo:rerun-if-changed={}", lib.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
@@ -54,4 +55,39 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+}
+
+/// Compiles src/shim.cpp (what tch has no binding for) against libtorch's headers, with
+/// the flags torch-sys compiles its own C++ with.
+fn compile_shim(lib: &std::path::Path) {
+    println!("cargo:rerun-if-changed=src/shim.cpp");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let root = lib.parent().unwrap_or(lib);
+    let abi = if std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        python_cxx11_abi().unwrap_or_else(|| "1".into())
+    } else {
+        std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into())
+    };
+    cc::Build::new()
+        .cpp(true)
+        .file("src/shim.cpp")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("fashion_tch_shim");
+}
+
+/// Whether Python's torch was built with the C++11 ABI: "1" or "0".
+fn python_cxx11_abi() -> Option<String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))",
+        ])
+        .output()
+        .ok()?;
+    Some(String::from_utf8(out.stdout).ok()?.trim().to_string())
 }

@@ -50,18 +50,17 @@ print(f"{best:.1f}")
 EOF
 )
 
-# Seconds per epoch: the mean over the epochs of a log (ours and the reference's lines).
+# Seconds per epoch: the mean over the epochs of the reference's log.
 seconds() {
-  awk '/^epoch/ { for (i = 1; i <= NF; i++) if ($i == "s") { s += $(i - 1); n++ } }
-       / seconds / { for (i = 1; i <= NF; i++) if ($i == "seconds") { s += $(i + 1); n++ } }
+  awk '/ seconds / { for (i = 1; i <= NF; i++) if ($i == "seconds") { s += $(i + 1); n++ } }
        END { printf "%.2f", s / n }' "$1"
 }
 
-run_ours() { # model
+run_ours() { # model; seconds from metrics.csv, to the millisecond
   ./target/release/train_"$1" --epochs "$EPOCHS" --device cpu --threads "$THREADS" \
     --data-dir "$DATA" --out "$OUT/run-$1-$$" --quiet >"$OUT/ours-$1-r$round.log"
+  awk -F, 'NR > 1 { s += $6; n++ } END { printf "%.3f", s / n }' "$OUT/run-$1-$$/metrics.csv"
   rm -rf "$OUT/run-$1-$$"
-  seconds "$OUT/ours-$1-r$round.log"
 }
 run_torch() { # model, extra flags
   "$PY" bench/reference.py --model "$1" --epochs "$EPOCHS" --threads "$THREADS" \

@@ -8,6 +8,7 @@
 //! - [`recipe`]: how a network is trained, as plain data: the lesson's recipe and the
 //!   strong one;
 //! - [`optim`]: Adam and AdamW, whose state is saved with the weights;
+//! - [`shim`]: libtorch calls tch has no binding for (`src/shim.cpp`);
 //! - [`stop`]: Ctrl-C, for the whole process;
 //! - [`eval`]: scoring a network on a split: loss, accuracy, per-class figures, confusion;
 //! - [`evaluate`]: a saved run scored and drawn (the `evaluate` binary);
@@ -34,6 +35,7 @@ pub mod predict;
 pub mod progress;
 pub mod recipe;
 pub mod run_dir;
+pub mod shim;
 pub mod stop;
 pub mod sweep;
 pub mod train;

@@ -304,7 +304,7 @@ impl<'a> Run<'a> {
         let seconds_before = self.position.seconds;
         for (step, idx) in batches.iter().enumerate().skip(self.position.step) {
             seed_draws(self.opts.seed, epoch, step as u64);
-            self.step(train, idx, step, &mut sums);
+            self.step(train, idx, step, &mut sums)?;
             let stopping = stop::requested();
             let saving = stopping || last_checkpoint.elapsed() >= self.opts.checkpoint_every;
             if saving || (!bar.is_hidden() && step % 25 == 0) || step % CHECK_EVERY == 0 {
@@ -338,7 +338,13 @@ impl<'a> Run<'a> {
     }
 
     /// One optimisation step on the images at `idx`, step `step` of the epoch.
-    fn step(&mut self, train: &Split, idx: &Tensor, step: usize, sums: &mut RunningSums) {
+    fn step(
+        &mut self,
+        train: &Split,
+        idx: &Tensor,
+        step: usize,
+        sums: &mut RunningSums,
+    ) -> Result<()> {
         let recipe = &self.opts.recipe;
         let run_step = self.steps_per_epoch * (self.position.epoch as usize - 1) + step;
         let at = recipe.at_step(run_step, self.steps_per_epoch * recipe.epochs as usize);
@@ -349,8 +355,9 @@ impl<'a> Run<'a> {
         let ys = train.labels.index_select(0, idx); // [b]
         let logits = self.net.forward_t(&xs, true); // [b, 10]
         let loss = recipe.loss(&logits, &ys);
-        self.adam.backward_step(&loss, at.learning_rate, at.beta1);
+        self.adam.backward_step(&loss, at.learning_rate, at.beta1)?;
         sums.add(&loss, &logits, &ys);
+        Ok(())
     }
 
     /// Scores the finished epoch, records it and saves everything.

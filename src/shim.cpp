@@ -1,0 +1,53 @@
+// What tch has no binding for, called from src/shim.rs: libtorch's fused Adam and AdamW
+// (one dispatch for every parameter tensor, in parallel on the CPU, one kernel on a GPU).
+// Every function catches libtorch's exceptions and returns their message instead, so
+// nothing unwinds into Rust.
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/_fused_adam.h>
+#include <ATen/ops/_fused_adamw.h>
+
+#include <cstring>
+#include <exception>
+#include <vector>
+
+namespace {
+
+// Copies `what` into the caller's buffer (cut to fit) and returns 1.
+int fail(const char* what, char* error, size_t error_len) {
+  if (error_len > 0) {
+    std::strncpy(error, what, error_len - 1);
+    error[error_len - 1] = '\0';
+  }
+  return 1;
+}
+
+std::vector<at::Tensor> list(at::Tensor** tensors, int n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (int i = 0; i < n; i++) out.push_back(*tensors[i]);
+  return out;
+}
+
+}  // namespace
+
+extern "C" int fashion_tch_fused_adam(at::Tensor** params, at::Tensor** grads,
+                                      at::Tensor** exp_avgs, at::Tensor** exp_avg_sqs,
+                                      at::Tensor* step, int n, double lr, double beta1,
+                                      double beta2, double weight_decay, double eps,
+                                      char* error, size_t error_len) {
+  try {
+    std::vector<at::Tensor> steps(n, *step);
+    if (weight_decay == 0.0) {
+      at::_fused_adam_(list(params, n), list(grads, n), list(exp_avgs, n),
+                       list(exp_avg_sqs, n), {}, steps, lr, beta1, beta2, 0.0, eps,
+                       /*amsgrad=*/false, /*maximize=*/false);
+    } else {
+      at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n),
+                        list(exp_avg_sqs, n), {}, steps, lr, beta1, beta2, weight_decay, eps,
+                        /*amsgrad=*/false, /*maximize=*/false);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e.what(), error, error_len);
+  }
+}

@@ -1,0 +1,85 @@
+//! What tch has no binding for, compiled from `src/shim.cpp` against libtorch's headers
+//! by `build.rs`. Each call returns libtorch's error as an `Err`, never a crash.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use anyhow::{bail, Result};
+use tch::Tensor;
+
+extern "C" {
+    fn fashion_tch_fused_adam(
+        params: *const *mut c_void,
+        grads: *const *mut c_void,
+        exp_avgs: *const *mut c_void,
+        exp_avg_sqs: *const *mut c_void,
+        step: *mut c_void,
+        n: c_int,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
+}
+
+/// The scalars of one Adam step.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    /// AdamW's decoupled weight decay; 0 for Adam.
+    pub weight_decay: f64,
+    pub eps: f64,
+}
+
+/// libtorch's fused Adam (`weight_decay` 0) or AdamW step (`torch._fused_adam_`,
+/// `_fused_adamw_`) over every tensor at once: `params[i]` moves by its `grads[i]`,
+/// updating its moments. `step` holds the step count (the same for every tensor). All
+/// tensors are on one device, and each parameter, gradient and moment of one index share
+/// a memory layout.
+pub fn fused_adam(
+    params: &[&Tensor],
+    grads: &[&Tensor],
+    exp_avgs: &[&Tensor],
+    exp_avg_sqs: &[&Tensor],
+    step: &Tensor,
+    s: AdamStep,
+) -> Result<()> {
+    let n = params.len();
+    assert!(
+        grads.len() == n && exp_avgs.len() == n && exp_avg_sqs.len() == n,
+        "one gradient and two moments per parameter"
+    );
+    let ptrs = |ts: &[&Tensor]| -> Vec<*mut c_void> {
+        ts.iter().map(|t| t.as_ptr() as *mut c_void).collect()
+    };
+    let mut error = [0 as c_char; 512];
+    // SAFETY: every pointer is a live tch tensor (a `torch::Tensor*`) borrowed for the
+    // call, the lists have `n` entries each, and `error` is a buffer of its stated length.
+    let failed = unsafe {
+        fashion_tch_fused_adam(
+            ptrs(params).as_ptr(),
+            ptrs(grads).as_ptr(),
+            ptrs(exp_avgs).as_ptr(),
+            ptrs(exp_avg_sqs).as_ptr(),
+            step.as_ptr() as *mut c_void,
+            n as c_int,
+            s.lr,
+            s.beta1,
+            s.beta2,
+            s.weight_decay,
+            s.eps,
+            error.as_mut_ptr(),
+            error.len(),
+        )
+    };
+    if failed != 0 {
+        // SAFETY: the shim wrote a NUL-terminated message into `error`.
+        let msg = unsafe { CStr::from_ptr(error.as_ptr()) }.to_string_lossy();
+        bail!("libtorch's fused Adam failed: {msg}");
+    }
+    Ok(())
+}
