@@ -6,6 +6,9 @@
 #   scripts/bench.sh [EPOCHS] [ROUNDS]   (default 1 epoch of each, 1 round; run after
 #                                         setup_libtorch.sh)
 #
+# BENCH_BIN_DIR=DIR times the trainers already built in DIR instead of building
+# target/release (to compare two builds, as README "Build times" does).
+#
 # Each round runs every program once, ours right before PyTorch's, so that each ratio
 # compares runs made back to back; with several rounds the last lines give each ratio's
 # median, as load on a shared machine moves single runs by a quarter.
@@ -33,7 +36,11 @@ if ! "$PY" -c 'import torch, numpy' 2>/dev/null; then
   python3 -m venv .bench/venv
   .bench/venv/bin/pip install --quiet torch==2.11.0 numpy
 fi
-cargo build --release --quiet --bin train_dense --bin train_cnn
+BIN=${BENCH_BIN_DIR:-}
+if [ -z "$BIN" ]; then
+  cargo build --release --quiet --bin train_dense --bin train_cnn
+  BIN=target/release
+fi
 
 # Float32 matmul peak of this machine, as PyTorch (the same libtorch) reaches it.
 PEAK=$("$PY" - "$THREADS" <<'EOF'
@@ -57,7 +64,7 @@ seconds() {
 }
 
 run_ours() { # model; seconds from metrics.csv, to the millisecond
-  ./target/release/train_"$1" --epochs "$EPOCHS" --device cpu --threads "$THREADS" \
+  "$BIN/train_$1" --epochs "$EPOCHS" --device cpu --threads "$THREADS" \
     --data-dir "$DATA" --out "$OUT/run-$1-$$" --quiet >"$OUT/ours-$1-r$round.log"
   awk -F, 'NR > 1 { s += $6; n++ } END { printf "%.3f", s / n }' "$OUT/run-$1-$$/metrics.csv"
   rm -rf "$OUT/run-$1-$$"
