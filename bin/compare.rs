@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::{cli, compare};
+use fashion_tch::{cli, compare, out};
 
 /// Compare runs made by train_dense and train_cnn: prints a markdown table of their final
 /// figures and draws their test accuracy per epoch on one chart.
@@ -22,9 +22,9 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     cli::run(|| {
         let runs = compare::read_runs(&args.runs)?;
-        print!("{}", compare::table(&runs));
+        out!("{}", compare::table(&runs))?;
         compare::chart(&args.out, &runs)?;
-        println!("\nwrote {}", args.out.display());
+        out!("wrote {}", args.out.display())?;
         Ok(())
     })
 }

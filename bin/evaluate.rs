@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::{cli, evaluate};
+use fashion_tch::{cli, evaluate, out};
 
 /// Evaluate a run made by train_dense or train_cnn: test loss and accuracy, per-class
 /// precision/recall/accuracy, the confusion matrix and the classes most often confused.
@@ -29,11 +29,11 @@ fn main() -> ExitCode {
         let (report, pictures) =
             evaluate::evaluate(&args.run, args.data.data_dir.as_deref(), device)?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            out!("{}", serde_json::to_string_pretty(&report)?)?;
         } else {
-            print!("{}", report.to_text());
+            out!("{}", report.to_text())?;
             for p in pictures {
-                println!("wrote {}", p.display());
+                out!("wrote {}", p.display())?;
             }
         }
         Ok(())

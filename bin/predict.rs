@@ -6,7 +6,7 @@ use anyhow::ensure;
 use clap::Parser;
 use fashion_tch::data::{self, CLASS_NAMES};
 use fashion_tch::predict::{self, Invert};
-use fashion_tch::{cli, run_dir};
+use fashion_tch::{cli, out, run_dir};
 use tch::Tensor;
 
 /// Predict the class of PNG or JPEG images (any size or colour) with a run made by
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
                 .view([1, 1, 28, 28])
                 .to_device(device);
             let top = &predict::top_k(&run.net, &image, 3)[0];
-            println!("{}: {}", path.display(), predict::describe(top));
+            out!("{}: {}", path.display(), predict::describe(top))?;
         }
         if let Some(range) = &args.test_index {
             let test = data::load(args.data.data_dir.as_deref(), device)?.test;
@@ -63,11 +63,11 @@ fn main() -> ExitCode {
             for (i, top) in range.clone().zip(predict::top_k(&run.net, &images, 3)) {
                 let truth = test.labels.int64_value(&[i]) as usize;
                 let mark = if top[0].0 == truth { "right" } else { "WRONG" };
-                println!(
+                out!(
                     "test image {i} (a {}): {}  [{mark}]",
                     CLASS_NAMES[truth],
                     predict::describe(&top)
-                );
+                )?;
             }
         }
         Ok(())

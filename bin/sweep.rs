@@ -6,7 +6,7 @@ use clap::Parser;
 use fashion_tch::models::{ModelKind, ModelSpec};
 use fashion_tch::recipe::{Recipe, RecipeFlags};
 use fashion_tch::sweep::{self, SweepOptions};
-use fashion_tch::{cli, run_dir::RunDir};
+use fashion_tch::{cli, out, run_dir::RunDir};
 
 /// Train a network at several sizes and compare test and train accuracy after several
 /// epoch counts (one run per size, the smaller counts read on its way). Prints a markdown
@@ -87,8 +87,8 @@ fn main() -> ExitCode {
             fresh_optimizer: args.train.fresh_optimizer,
         };
         let rows = sweep::sweep(&options)?;
-        print!("\n{}", sweep::table(&rows));
-        println!("\nwrote {}", options.out.join("sweep.svg").display());
+        out!("\n{}", sweep::table(&rows))?;
+        out!("wrote {}", options.out.join("sweep.svg").display())?;
         Ok(())
     })
 }

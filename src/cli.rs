@@ -1,7 +1,7 @@
 //! The argument groups every binary flattens in, and how a binary ends: one error line,
 //! never a panic trace.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use clap::Args;
 use crate::device::DeviceChoice;
 use crate::models::{ModelKind, CONVS_PER_BLOCK, MAX_BLOCKS};
 use crate::recipe::{Recipe, RecipeFlags};
-use crate::run_dir::{resume, EpochMetrics};
+use crate::run_dir::{self, resume};
 use crate::stop;
 use crate::train::{Interrupted, Resume, TrainOptions};
 
@@ -192,13 +192,8 @@ pub fn options(
         resume: None,
         quiet: train.quiet,
         checkpoint_every: train.checkpoint_every(),
-        after_epoch: draw_curves,
+        after_epoch: run_dir::draw_curves,
     }
-}
-
-/// Redraws a run's `curves.svg` from its finished epochs (the trainers' `after_epoch`).
-pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
-    crate::plots::curves(&run.join("curves.svg"), history)
 }
 
 /// Parses a number above 0 (`--lr`).
@@ -216,11 +211,11 @@ pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &RecipeFlag
     run(|| {
         let options = common.train_options(kind, flags)?;
         let report = crate::train::train(&options)?;
-        println!(
+        crate::out!(
             "test accuracy {:.4}; run saved in {}",
             report.last().test_accuracy,
             report.run_dir.display()
-        );
+        )?;
         Ok(())
     })
 }
@@ -257,37 +252,70 @@ fn parse_counts(s: &str, valid: fn(i64) -> bool, what: &str) -> Result<Vec<i64>,
     Ok(counts)
 }
 
-/// Runs a binary's body: prints its error chain on one line and exits 1 (130 after
-/// Ctrl-C, as shells expect). libtorch reports its own failures (out of GPU memory, a
-/// driver fault) as Rust panics; they end the same way, with the message and no
-/// backtrace. Printing into a closed pipe (`… | head`) panics too, and ends quietly with
-/// status 141, as a shell tool killed by SIGPIPE would.
+/// Runs a binary's body and turns how it ended into the exit status:
+/// - an error: its chain on one line, status 1;
+/// - Ctrl-C: where the run stopped, status 130, as shells expect;
+/// - the reader of its output went away (`… | head`): nothing more, status 141, as a
+///   shell tool killed by SIGPIPE ends;
+/// - a failure inside libtorch (out of memory, a driver fault), which tch reports as a
+///   panic: libtorch's message on one line, status 1;
+/// - a panic anywhere else is a bug of ours: Rust's own report, with its file and line
+///   and, under `RUST_BACKTRACE=1`, the backtrace.
 pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -> ExitCode {
-    std::panic::set_hook(Box::new(|_| {}));
+    let ours = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        match info.location().filter(|l| is_in_tch(l.file())) {
+            Some(_) => eprintln!("error: libtorch: {}", libtorch_message(info.payload())),
+            None => ours(info),
+        }
+    }));
     match std::panic::catch_unwind(body) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(err)) if err.is::<Interrupted>() => {
             eprintln!("{err}");
             ExitCode::from(stop::EXIT_CODE)
         }
+        Ok(Err(err)) if is_broken_pipe(&err) => ExitCode::from(141),
         Ok(Err(err)) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown failure");
-            if msg.contains("Broken pipe") {
-                // the reader went away (`… | head`): end quietly, as a shell tool does
-                return ExitCode::from(141);
-            }
-            eprintln!("error: {msg} (an unexpected failure)");
-            ExitCode::FAILURE
-        }
+        // the hook above has told what happened
+        Err(_) => ExitCode::FAILURE,
     }
+}
+
+/// Whether a panic at `file` is tch reporting a libtorch failure (its wrappers unwrap
+/// libtorch's errors), rather than a bug of ours.
+fn is_in_tch(file: &str) -> bool {
+    file.contains("/tch-") || file.starts_with("tch-")
+}
+
+/// The first line of libtorch's message in a tch panic, without libtorch's C++ backtrace
+/// and tch's `Torch("…")` wrapping.
+fn libtorch_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("an unknown failure");
+    let text = text.split_once("Torch(\"").map_or(text, |(_, rest)| rest);
+    // the message is Debug-quoted: its line ends are written as \n
+    let first = text.split(['\n']).next().unwrap_or(text);
+    first
+        .split("\\n")
+        .next()
+        .unwrap_or(first)
+        .trim_end_matches("\")")
+        .to_string()
+}
+
+/// Whether `err` comes from writing to a reader that went away.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[cfg(test)]
@@ -340,6 +368,22 @@ mod tests {
             assert!(err.contains("counts from 1 to 4"), "{bad}: {err}");
         }
         assert!(parse_convs("1,1,1,1,1").unwrap_err().contains("at most 4"));
+    }
+
+    #[test]
+    fn libtorch_failures_are_told_in_one_line_and_our_bugs_by_their_place() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"DefaultCPUAllocator: \
+             not enough memory: you tried to allocate 4000000000000 bytes.\\nException \
+             raised from alloc_cpu at c10/core/impl/alloc_cpu.cpp:117\")",
+        ));
+        assert_eq!(
+            libtorch_message(payload.as_ref()),
+            "DefaultCPUAllocator: not enough memory: you tried to allocate 4000000000000 bytes."
+        );
+        let registry = "/root/.cargo/registry/src/index.crates.io-1/tch-0.24.0/src/tensor.rs";
+        assert!(is_in_tch(registry));
+        assert!(!is_in_tch("src/train.rs"));
     }
 
     #[test]

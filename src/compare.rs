@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Result};
 
-use crate::plots;
+use crate::plots::{self, Line};
 use crate::run_dir::{self, EpochMetrics, RunConfig};
 
 /// One run's folder (as given), config and metrics.
@@ -73,9 +73,16 @@ pub fn table(runs: &[RunSummary]) -> String {
 
 /// Writes the chart of test accuracy per epoch to `path`.
 pub fn chart(path: &Path, runs: &[RunSummary]) -> Result<()> {
-    let series: Vec<(String, Vec<EpochMetrics>)> = runs
+    let lines: Vec<Line> = runs
         .iter()
-        .map(|r| (r.name.clone(), r.metrics.clone()))
+        .map(|r| Line {
+            label: r.name.clone(),
+            points: r
+                .metrics
+                .iter()
+                .map(|m| (f64::from(m.epoch), m.test_accuracy))
+                .collect(),
+        })
         .collect();
-    plots::compare(path, &series)
+    plots::compare(path, &lines)
 }

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 
-use crate::data::{self, Split};
-use crate::eval::{self, Report};
+use crate::data::{self, Split, CLASS_NAMES};
 use crate::models::ModelSpec;
 use crate::plots::{self, FilterView, Prediction};
 use crate::run_dir::{self, LoadedRun};
+use crate::score::{self, Report};
 
 /// Scores the run in `run` on the test set of the data in `data_dir` (the default places
 /// when `None`) and draws its pictures; returns the report and the pictures' paths.
@@ -22,7 +22,7 @@ pub fn evaluate(
 ) -> Result<(Report, Vec<PathBuf>)> {
     let loaded = run_dir::load_run(run, device)?;
     let data = data::load(data_dir, device)?;
-    let logits = eval::logits(&loaded.net, &data.test.images(0, data.test.len()));
+    let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let report = Report::from_logits(&logits, &data.test.labels);
 
     let mut pictures = vec![
@@ -32,8 +32,8 @@ pub fn evaluate(
     ];
     let predicted = logits.argmax(-1, false);
     plots::predictions(&pictures[0], &test_predictions(&data.test, &predicted, 25))?;
-    plots::confusion(&pictures[1], &report.confusion)?;
-    plots::curves(&pictures[2], &run_dir::read_metrics(run)?)?;
+    plots::confusion(&pictures[1], &report.confusion, &CLASS_NAMES)?;
+    run_dir::draw_curves(run, &run_dir::read_metrics(run)?)?;
     if let ModelSpec::Cnn { .. } = loaded.config.model() {
         let path = run.join("filters.svg");
         plots::filters(&path, &filter_view(&loaded, &data.test)?)?;
@@ -47,10 +47,15 @@ pub fn test_predictions(test: &Split, predicted: &Tensor, count: i64) -> Vec<Pre
     (0..count.min(test.len()))
         .map(|i| Prediction {
             pixels: pixels(&test.images(i, 1)),
-            predicted: predicted.int64_value(&[i]) as usize,
-            truth: test.labels.int64_value(&[i]) as usize,
+            predicted: class_name(predicted.int64_value(&[i])),
+            truth: class_name(test.labels.int64_value(&[i])),
         })
         .collect()
+}
+
+/// The name of class `label`.
+fn class_name(label: i64) -> String {
+    CLASS_NAMES[label as usize].to_string()
 }
 
 /// An image tensor (any shape of 784 values) as a flat vector on the host.
@@ -76,15 +81,16 @@ fn filter_view(loaded: &LoadedRun, test: &Split) -> Result<FilterView> {
     let (maps, pooled) = tch::no_grad(|| {
         let mut maps = input.conv2d(weight, bias, [1, 1], [1, 1], [1, 1], 1); // [1, f, 28, 28]
         if let [Some(w), Some(b), Some(mean), Some(var)] = norm {
-            // tch's BatchNorm defaults: eps 1e-5
+            // as the network's batch norm, with tch's settings, in evaluation mode
+            let config = tch::nn::BatchNormConfig::default();
             maps = maps.batch_norm(
                 Some(w),
                 Some(b),
                 Some(mean),
                 Some(var),
                 false,
-                0.1,
-                1e-5,
+                config.momentum,
+                config.eps,
                 false,
             );
         }
@@ -97,7 +103,7 @@ fn filter_view(loaded: &LoadedRun, test: &Split) -> Result<FilterView> {
     };
     Ok(FilterView {
         input: pixels(&input),
-        input_label: test.labels.int64_value(&[0]) as usize,
+        input_label: class_name(test.labels.int64_value(&[0])),
         kernels: (0..weight.size()[0])
             .map(|k| pixels(&weight.get(k)))
             .collect(),

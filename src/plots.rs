@@ -1,7 +1,8 @@
 //! The pictures, as SVG files that open in any browser: training curves, a grid of
 //! predictions, the confusion matrix as a heat map, the CNN's first-layer filters with
-//! their feature maps, and several runs compared. Each file is drawn in memory and
-//! written atomically.
+//! their feature maps, several runs compared, and a sweep. Each file is drawn in memory
+//! and written atomically. They take plain numbers and names: nothing here knows about
+//! training, run folders or the dataset.
 
 use std::path::Path;
 
@@ -12,8 +13,7 @@ use plotters::element::BitMapElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::data::{CLASS_NAMES, SIDE};
-use crate::run_dir::{write_atomically, EpochMetrics};
+use crate::files::write_atomically;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
@@ -45,59 +45,30 @@ fn padded_range(values: impl Iterator<Item = f64>, cap: f64) -> std::ops::Range<
     (lo - pad)..(hi + pad).min(cap)
 }
 
-/// `curves.svg`: loss and accuracy per epoch, train and test (and validation accuracy,
-/// where the run held images out), side by side.
-pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
+/// A line on a chart: its name in the legend and its points, `(epoch, value)` on the
+/// epoch charts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Colours of the lines of one chart, in order (train, test, validation on the curves).
+const COLOURS: [RGBColor; 3] = [BLUE, RED, GREEN];
+
+/// `curves.svg`: the `loss` and `accuracy` lines per epoch, side by side.
+pub fn curves(path: &Path, loss: &[Line], accuracy: &[Line]) -> Result<()> {
     svg(path, (960, 400), |root| {
         let panels = root.split_evenly((1, 2));
-        let last = rows.last().map_or(1, |r| r.epoch).max(1);
-        type Get = fn(&EpochMetrics) -> Option<f64>;
         // the legend goes where the curves are not: loss falls, accuracy rises
-        let metrics: [(&str, [Get; 3], SeriesLabelPosition); 2] = [
-            (
-                "loss",
-                [|r| Some(r.train_loss), |r| Some(r.test_loss), |_| None],
-                SeriesLabelPosition::UpperRight,
-            ),
-            (
-                "accuracy",
-                [
-                    |r| Some(r.train_accuracy),
-                    |r| Some(r.test_accuracy),
-                    |r| r.validation_accuracy,
-                ],
-                SeriesLabelPosition::LowerRight,
-            ),
+        let charts = [
+            ("loss", loss, SeriesLabelPosition::UpperRight),
+            ("accuracy", accuracy, SeriesLabelPosition::LowerRight),
         ];
-        for (panel, (name, getters, legend_at)) in panels.iter().zip(metrics) {
-            let values = rows
-                .iter()
-                .flat_map(|r| getters.map(|get| get(r)))
-                .flatten();
-            let y = padded_range(values, f64::MAX);
-            let mut chart = ChartBuilder::on(panel)
-                .caption(name, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(0.5..last as f64 + 0.5, y)
-                .map_err(plot_error)?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .x_labels(last.min(20) as usize)
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .draw()
-                .map_err(plot_error)?;
-            let labels = [("train", BLUE), ("test", RED), ("validation", GREEN)];
-            for ((label, color), get) in labels.into_iter().zip(getters) {
-                let points: Vec<(f64, f64)> = rows
-                    .iter()
-                    .filter_map(|r| Some((r.epoch as f64, get(r)?)))
-                    .collect();
-                if !points.is_empty() {
-                    series(&mut chart, points, label, color.to_rgba())?;
-                }
+        for (panel, (name, lines, legend_at)) in panels.iter().zip(charts) {
+            let mut chart = epoch_chart(panel, name, lines, f64::MAX, (20, 56))?;
+            for (line, colour) in lines.iter().zip(COLOURS) {
+                series(&mut chart, line, colour.to_rgba())?;
             }
             legend(&mut chart, legend_at)?;
         }
@@ -105,14 +76,44 @@ pub fn curves(path: &Path, rows: &[EpochMetrics]) -> Result<()> {
     })
 }
 
+/// A chart of `lines` against the epoch, titled `title`, its value axis padded and
+/// capped at `cap`; `sizes`: the title's font size and the value labels' width.
+fn epoch_chart<'a, 'b: 'a>(
+    area: &'a Area<'b>,
+    title: &str,
+    lines: &[Line],
+    cap: f64,
+    (font, label_width): (u32, u32),
+) -> Result<Chart<'a, 'b>> {
+    let points = || lines.iter().flat_map(|l| l.points.iter());
+    let last = points().map(|p| p.0).fold(1.0, f64::max);
+    let y = padded_range(points().map(|p| p.1), cap);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", font))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(label_width)
+        .build_cartesian_2d(0.5..last + 0.5, y)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .x_labels((last as usize).min(20))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .draw()
+        .map_err(plot_error)?;
+    Ok(chart)
+}
+
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// One labelled series on a chart: a line with a dot at each epoch.
-fn series(chart: &mut Chart, points: Vec<(f64, f64)>, label: &str, color: RGBAColor) -> Result<()> {
+/// One labelled line on a chart, with a dot at each point.
+fn series(chart: &mut Chart, line: &Line, color: RGBAColor) -> Result<()> {
+    let points = line.points.clone();
     chart
         .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
         .map_err(plot_error)?
-        .label(label)
+        .label(&line.label)
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
     chart
         .draw_series(
@@ -125,7 +126,7 @@ fn series(chart: &mut Chart, points: Vec<(f64, f64)>, label: &str, color: RGBACo
 }
 
 /// The series' legend in a framed, half-transparent box at `position`.
-fn legend<'a>(chart: &mut Chart<'a, 'a>, position: SeriesLabelPosition) -> Result<()> {
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) -> Result<()> {
     chart
         .configure_series_labels()
         .position(position)
@@ -135,67 +136,30 @@ fn legend<'a>(chart: &mut Chart<'a, 'a>, position: SeriesLabelPosition) -> Resul
         .map_err(plot_error)
 }
 
-/// `compare.svg`: test accuracy per epoch of several runs on one chart.
-pub fn compare(path: &Path, runs: &[(String, Vec<EpochMetrics>)]) -> Result<()> {
+/// `compare.svg`: test accuracy per epoch of several runs (a line each) on one chart.
+pub fn compare(path: &Path, runs: &[Line]) -> Result<()> {
     svg(path, (900, 500), |root| {
-        let last = runs
-            .iter()
-            .flat_map(|(_, r)| r.last())
-            .map(|r| r.epoch)
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let accs = runs
-            .iter()
-            .flat_map(|(_, r)| r.iter().map(|m| m.test_accuracy));
-        let y = padded_range(accs, 1.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption("test accuracy per epoch", ("sans-serif", 22))
-            .margin(14)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.5..last as f64 + 0.5, y)
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("test accuracy")
-            .x_labels(last.min(20) as usize)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .draw()
-            .map_err(plot_error)?;
-        for (i, (name, rows)) in runs.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(f64, f64)> = rows
-                .iter()
-                .map(|r| (r.epoch as f64, r.test_accuracy))
-                .collect();
-            series(&mut chart, points, name, color)?;
+        let mut chart = epoch_chart(root, "test accuracy per epoch", runs, 1.0, (22, 60))?;
+        for (i, line) in runs.iter().enumerate() {
+            series(&mut chart, line, Palette99::pick(i).to_rgba())?;
         }
-        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
+}
+
+/// One epoch count of a sweep: its accuracies at each size, in the order of the sizes.
+pub struct SweepLine {
+    pub label: String,
+    pub test: Vec<f64>,
+    pub train: Vec<f64>,
 }
 
 /// `sweep.svg`: accuracy against size, a colour per epoch count: test accuracy solid,
 /// train accuracy dashed, so the overfitting gap between them shows.
-pub fn sweep(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<()> {
-    let mut sizes: Vec<&str> = Vec::new();
-    let mut epochs: Vec<u32> = Vec::new();
-    for r in rows {
-        if !sizes.contains(&r.size.as_str()) {
-            sizes.push(&r.size);
-        }
-        if !epochs.contains(&r.epochs) {
-            epochs.push(r.epochs);
-        }
-    }
+pub fn sweep(path: &Path, sizes: &[String], lines: &[SweepLine]) -> Result<()> {
     svg(path, (900, 520), |root| {
-        let accs = rows
-            .iter()
-            .flat_map(|r| [r.train_accuracy, r.test_accuracy]);
-        let y = padded_range(accs, 1.0);
-        let labels = sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let accs = lines.iter().flat_map(|l| l.test.iter().chain(&l.train));
+        let y = padded_range(accs.copied(), 1.0);
         let mut chart = ChartBuilder::on(root)
             .caption(
                 "accuracy against size (test solid, train dashed)",
@@ -214,46 +178,51 @@ pub fn sweep(path: &Path, rows: &[crate::sweep::SweepRow]) -> Result<()> {
             .x_label_formatter(&|x| {
                 let i = x.round();
                 if (x - i).abs() < 1e-6 && i >= 0.0 {
-                    labels.get(i as usize).cloned().unwrap_or_default()
+                    sizes.get(i as usize).cloned().unwrap_or_default()
                 } else {
                     String::new()
                 }
             })
             .draw()
             .map_err(plot_error)?;
-        for (i, &e) in epochs.iter().enumerate() {
+        let at = |values: &[f64]| -> Vec<(f64, f64)> {
+            values
+                .iter()
+                .enumerate()
+                .map(|(x, &v)| (x as f64, v))
+                .collect()
+        };
+        for (i, line) in lines.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let at = |get: fn(&crate::sweep::SweepRow) -> f64| -> Vec<(f64, f64)> {
-                rows.iter()
-                    .filter(|r| r.epochs == e)
-                    .map(|r| {
-                        let x = sizes.iter().position(|s| *s == r.size).unwrap_or(0);
-                        (x as f64, get(r))
-                    })
-                    .collect()
+            let test = Line {
+                label: line.label.clone(),
+                points: at(&line.test),
             };
-            let epochs_label = format!("{e} epoch{}", if e == 1 { "" } else { "s" });
-            series(&mut chart, at(|r| r.test_accuracy), &epochs_label, color)?;
+            series(&mut chart, &test, color)?;
             chart
                 .draw_series(DashedLineSeries::new(
-                    at(|r| r.train_accuracy),
+                    at(&line.train),
                     6,
                     4,
                     color.stroke_width(1),
                 ))
                 .map_err(plot_error)?;
         }
-        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }
 
 /// One labelled image of [`predictions`].
 pub struct Prediction {
-    /// 28×28 grey levels in [0, 1], light garment on a dark background.
+    /// Square grey levels in [0, 1], row by row, light garment on a dark background.
     pub pixels: Vec<f32>,
-    pub predicted: usize,
-    pub truth: usize,
+    pub predicted: String,
+    pub truth: String,
+}
+
+/// The side of a square image of `pixels` values.
+fn side_of(pixels: &[f32]) -> usize {
+    (pixels.len() as f64).sqrt().round() as usize
 }
 
 /// `predictions.svg`: test images in a grid, each with its predicted and true label;
@@ -266,23 +235,18 @@ pub fn predictions(path: &Path, items: &[Prediction]) -> Result<()> {
     svg(path, (cols * CELL.0, rows * CELL.1), |root| {
         for (i, item) in items.iter().enumerate() {
             let (x, y) = ((i as u32 % cols) * CELL.0, (i as u32 / cols) * CELL.1);
-            let left = x as i32 + (CELL.0 - SIDE as u32 * SCALE) as i32 / 2;
-            let image = BitMapElement::with_owned_buffer(
-                (left, y as i32 + 6),
-                (SIDE as u32 * SCALE, SIDE as u32 * SCALE),
-                rgb_image(&item.pixels, SIDE, SCALE, |v| grey(1.0 - v)),
-            )
-            .expect("the buffer is built for this size");
+            let side = side_of(&item.pixels);
+            let left = x as i32 + (CELL.0 as i32 - (side as u32 * SCALE) as i32) / 2;
+            let image = bitmap((left, y as i32 + 6), &item.pixels, side, SCALE, |v| {
+                grey(1.0 - v)
+            });
             root.draw(&image).map_err(plot_error)?;
             let right = item.predicted == item.truth;
             let color = if right { BLUE } else { RED };
             let text = if right {
-                CLASS_NAMES[item.predicted].to_string()
+                item.predicted.clone()
             } else {
-                format!(
-                    "{} (is {})",
-                    CLASS_NAMES[item.predicted], CLASS_NAMES[item.truth]
-                )
+                format!("{} (is {})", item.predicted, item.truth)
             };
             let style = TextStyle::from(("sans-serif", 13).into_font())
                 .color(&color)
@@ -298,21 +262,22 @@ pub fn predictions(path: &Path, items: &[Prediction]) -> Result<()> {
     })
 }
 
-/// `confusion.svg`: the confusion matrix as a heat map, counts written in each cell.
-pub fn confusion(path: &Path, matrix: &[Vec<u64>]) -> Result<()> {
-    svg(path, (720, 660), |root| {
+/// `confusion.svg`: the confusion matrix as a heat map, counts written in each cell;
+/// `names`: the classes, in the order of the rows and columns.
+pub fn confusion(path: &Path, matrix: &[Vec<u64>], names: &[&str]) -> Result<()> {
+    svg(path, (720, 680), |root| {
         let root = root
             .titled(
                 "confusion matrix (rows: true class, columns: predicted)",
                 ("sans-serif", 18),
             )
             .map_err(plot_error)?;
-        let (left, top, cell) = (110i32, 40i32, 56i32);
+        let (left, top, cell) = (110i32, 56i32, 56i32);
         let max = matrix.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
         for (t, row) in matrix.iter().enumerate() {
             let y = top + t as i32 * cell;
             root.draw_text(
-                CLASS_NAMES[t],
+                names.get(t).copied().unwrap_or_default(),
                 &TextStyle::from(("sans-serif", 13).into_font())
                     .pos(Pos::new(HPos::Right, VPos::Center)),
                 (left - 6, y + cell / 2),
@@ -345,14 +310,19 @@ pub fn confusion(path: &Path, matrix: &[Vec<u64>]) -> Result<()> {
                 .map_err(plot_error)?;
             }
         }
-        for (p, name) in crate::eval::short_names().iter().enumerate() {
-            root.draw_text(
-                name,
-                &TextStyle::from(("sans-serif", 12).into_font())
-                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
-                (left + p as i32 * cell + cell / 2, top - 6),
-            )
-            .map_err(plot_error)?;
+        // column headings whole, a word to a line: "Ankle boot" would not fit on one
+        for (p, name) in names.iter().enumerate() {
+            let words: Vec<&str> = name.split([' ', '/']).collect();
+            for (i, word) in words.iter().enumerate() {
+                let up = (words.len() - 1 - i) as i32 * 14;
+                root.draw_text(
+                    word,
+                    &TextStyle::from(("sans-serif", 12).into_font())
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                    (left + p as i32 * cell + cell / 2, top - 6 - up),
+                )
+                .map_err(plot_error)?;
+            }
         }
         Ok(())
     })
@@ -361,9 +331,10 @@ pub fn confusion(path: &Path, matrix: &[Vec<u64>]) -> Result<()> {
 /// What `filters.svg` shows: the first layer's kernels and, for one input image, what
 /// each kernel makes of it before and after max pooling.
 pub struct FilterView {
-    /// The input, 28×28 grey levels in [0, 1].
+    /// The input, square grey levels in [0, 1].
     pub input: Vec<f32>,
-    pub input_label: usize,
+    /// Its class.
+    pub input_label: String,
     /// Each kernel's 3×3 weights.
     pub kernels: Vec<Vec<f32>>,
     /// Each kernel's feature map after ReLU, 28×28.
@@ -388,16 +359,14 @@ pub fn filters(path: &Path, view: &FilterView) -> Result<()> {
             root.draw_text(text, &("sans-serif", 16).into_font().into(), (20, y))
                 .map_err(plot_error)
         };
-        heading(
-            &format!("input: a test image ({})", CLASS_NAMES[view.input_label]),
-            10,
-        )?;
-        root.draw(&bitmap((20, 34), &view.input, SIDE, 4, |v| grey(1.0 - v)))
+        heading(&format!("input: a test image ({})", view.input_label), 10)?;
+        let side = side_of(&view.input);
+        root.draw(&bitmap((20, 34), &view.input, side, 4, |v| grey(1.0 - v)))
             .map_err(plot_error)?;
         let sections: [(&str, &Vec<Vec<f32>>, usize, u32); 3] = [
             ("the first layer's 3×3 filters (red positive, blue negative weights)", &view.kernels, 3, 16),
-            ("their feature maps for the input, after ReLU (28×28; dark is strong)", &view.maps, SIDE, 2),
-            ("the same after 2×2 max pooling (14×14): half the size, the strongest responses kept", &view.pooled, SIDE / 2, 4),
+            ("their feature maps for the input, after ReLU (28×28; dark is strong)", &view.maps, side, 2),
+            ("the same after 2×2 max pooling (14×14): half the size, the strongest responses kept", &view.pooled, side / 2, 4),
         ];
         for (s, (title, images, side, scale)) in sections.into_iter().enumerate() {
             let top = 150 + s as i32 * section;

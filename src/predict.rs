@@ -11,7 +11,7 @@ use image::{GrayImage, ImageFormat, Luma};
 use tch::{nn::ModuleT, Kind, Tensor};
 
 use crate::data::{CLASS_NAMES, SIDE};
-use crate::eval;
+use crate::score;
 
 /// The largest width or height accepted: checked from the header, before decoding, so a
 /// huge image never gets the memory to decode it.
@@ -115,7 +115,7 @@ fn border_mean(img: &GrayImage) -> f64 {
 /// The `k` most likely classes of each image in `images` (`[n, 1, 28, 28]`), with their
 /// probabilities, most likely first.
 pub fn top_k(net: &impl ModuleT, images: &Tensor, k: i64) -> Vec<Vec<(usize, f64)>> {
-    let probs = eval::logits(net, images).softmax(-1, Kind::Float);
+    let probs = score::logits(net, images).softmax(-1, Kind::Float);
     let (values, indices) = probs.topk(k, -1, true, true);
     (0..images.size()[0])
         .map(|i| {

@@ -1,5 +1,23 @@
-//! Progress display: indicatif bars on a terminal, nothing when output goes to a file or
-//! `--quiet` is given (the per-epoch summary lines are printed either way).
+//! What a binary shows as it works: indicatif bars on a terminal (nothing when output
+//! goes to a file or `--quiet` is given), and its lines of output through [`out!`],
+//! which returns an error rather than panicking when the reader has gone away.
+
+/// `println!` that returns the `io::Result` (a closed pipe is an `ErrorKind::BrokenPipe`
+/// error, which [`crate::cli::run`] ends quietly on) instead of panicking.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::progress::write_line(format_args!($($arg)*))
+    };
+}
+
+/// Writes `args` and a line end to standard output.
+pub fn write_line(args: std::fmt::Arguments) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_fmt(args)?;
+    stdout.write_all(b"\n")
+}
 
 use std::io::IsTerminal;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::models::{comma_list, ModelSpec};
-use crate::plots;
+use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
 use crate::run_dir::{self, checkpoint, resume, write_atomically};
 use crate::train::{self, Resume, TrainOptions};
@@ -85,8 +85,36 @@ pub fn sweep(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
         rows.extend(rows_of(opts, model, &dir)?);
     }
     write_atomically(&opts.out.join("sweep.md"), table(&rows).as_bytes())?;
-    plots::sweep(&opts.out.join("sweep.svg"), &rows)?;
+    chart(&opts.out.join("sweep.svg"), &rows)?;
     Ok(rows)
+}
+
+/// Draws `sweep.svg`: a line per epoch count across the sizes.
+fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
+    let mut sizes: Vec<String> = Vec::new();
+    let mut epochs: Vec<u32> = Vec::new();
+    for r in rows {
+        if !sizes.contains(&r.size) {
+            sizes.push(r.size.clone());
+        }
+        if !epochs.contains(&r.epochs) {
+            epochs.push(r.epochs);
+        }
+    }
+    let lines: Vec<SweepLine> = epochs
+        .iter()
+        .map(|&e| {
+            let at = |get: fn(&SweepRow) -> f64| -> Vec<f64> {
+                rows.iter().filter(|r| r.epochs == e).map(get).collect()
+            };
+            SweepLine {
+                label: format!("{e} epoch{}", if e == 1 { "" } else { "s" }),
+                test: at(|r| r.test_accuracy),
+                train: at(|r| r.train_accuracy),
+            }
+        })
+        .collect();
+    plots::sweep(path, &sizes, &lines)
 }
 
 /// Errs, naming every difference, when a run already in the sweep folder was trained
@@ -129,7 +157,7 @@ fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Resul
             let fresh = opts.fresh_optimizer;
             let done = resume::finished_epochs(dir, fresh)?;
             if done >= recipe.epochs {
-                println!("{}: already trained {done} epochs, skipped", dir.display());
+                crate::out!("{}: already trained {done} epochs, skipped", dir.display())?;
                 return Ok(());
             }
             Some(if fresh {

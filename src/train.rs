@@ -17,13 +17,13 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::{self, Split};
 use crate::device::{self, DeviceChoice};
-use crate::eval;
 use crate::models;
 use crate::optim::Adam;
 use crate::progress;
 use crate::recipe::{self, Optimizer, Recipe};
 use crate::run_dir::checkpoint::{self, Position, State};
 use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir};
+use crate::score;
 use crate::stop;
 
 /// Everything a training run needs; the binaries fill it from their flags.
@@ -125,7 +125,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         test: data.test,
     };
     let mut run = Run::open(opts, device, &data.dir, &splits)?;
-    run.announce(&splits, &data.dir);
+    run.announce(&splits, &data.dir)?;
     while run.position.epoch <= opts.recipe.epochs {
         let epoch = run.position.epoch;
         let finished = run
@@ -241,7 +241,7 @@ impl<'a> Run<'a> {
         Ok(run)
     }
 
-    fn announce(&self, splits: &Splits, data: &Path) {
+    fn announce(&self, splits: &Splits, data: &Path) -> Result<()> {
         let (epochs, done) = (self.opts.recipe.epochs, self.position.epoch - 1);
         let span = match (done, self.position.step) {
             (0, 0) if epochs == 1 => "for 1 epoch".to_string(),
@@ -253,7 +253,7 @@ impl<'a> Run<'a> {
                 done + 1
             ),
         };
-        println!(
+        crate::out!(
             "training {} ({} parameters, {} recipe) on {} {span}, {} training{} and {} test \
              images from {}",
             self.opts.recipe.model.name(),
@@ -267,7 +267,8 @@ impl<'a> Run<'a> {
             },
             splits.test.len(),
             data.display()
-        );
+        )?;
+        Ok(())
     }
 
     fn save_checkpoint(&self) -> Result<()> {
@@ -364,11 +365,11 @@ impl<'a> Run<'a> {
     fn finish_epoch(&mut self, splits: &Splits) -> Result<()> {
         let started = Instant::now();
         let p = &self.position;
-        let test = eval::score(&self.net, &splits.test);
+        let test = score::score(&self.net, &splits.test);
         let validation_accuracy = splits
             .validation
             .as_ref()
-            .map(|v| eval::score(&self.net, v).accuracy);
+            .map(|v| score::score(&self.net, v).accuracy);
         let seen = p.seen.max(1) as f64;
         let m = EpochMetrics {
             epoch: p.epoch,
@@ -379,7 +380,7 @@ impl<'a> Run<'a> {
             seconds: p.seconds + started.elapsed().as_secs_f64(),
             validation_accuracy,
         };
-        println!(
+        crate::out!(
             "{}  train loss {:.4} acc {:.4}  {}test loss {:.4} acc {:.4}  {:.1} s",
             self.prefix(),
             m.train_loss,
@@ -388,7 +389,7 @@ impl<'a> Run<'a> {
             m.test_loss,
             m.test_accuracy,
             m.seconds,
-        );
+        )?;
         self.history.push(m.clone());
         self.position = Position::start_of(m.epoch + 1);
         // the checkpoint first: it holds the new row too, and a resume rewrites the rest

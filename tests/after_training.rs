@@ -5,7 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run_bin, stderr, write_synthetic};
+use common::{args, fake_run, run_bin, stderr, write_synthetic};
+use fashion_tch::models::ModelSpec;
 use fashion_tch::{data, predict, run_dir};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use tch::Device;
@@ -28,16 +29,7 @@ fn trained(bin: &str, epochs: &str, extra: &[&str]) -> Trained {
     let data = tmp.path().join("data");
     write_synthetic(&data);
     let run = tmp.path().join("run");
-    let mut args = vec![
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--epochs",
-        epochs,
-        "--device",
-        "cpu",
-    ];
+    let mut args = args(&data, Some(&run), &["--epochs", epochs]);
     args.extend_from_slice(extra);
     let out = run_bin(bin, &args);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -50,6 +42,16 @@ fn trained(bin: &str, epochs: &str, extra: &[&str]) -> Trained {
 
 fn small_cnn(epochs: &str) -> Trained {
     trained(CNN, epochs, &["--filters", "4,8", "--hidden", "16"])
+}
+
+fn small_cnn_spec() -> ModelSpec {
+    ModelSpec::Cnn {
+        filters: vec![4, 8],
+        hidden: 16,
+        convs: Default::default(),
+        batch_norm: false,
+        dropout: 0.0,
+    }
 }
 
 /// Parses an SVG as XML and counts its elements named `tag`.
@@ -200,16 +202,22 @@ fn predict_on_png_files_matches_the_tensor_path() {
     );
 }
 
+/// A temporary folder holding an untrained dense run, `run`.
+fn untrained_dense() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = fake_run(&tmp.path().join("run"), ModelSpec::Dense { hidden: 8 }, 1);
+    (tmp, run)
+}
+
 #[test]
 fn predict_refuses_what_is_not_an_image() {
-    let t = trained(DENSE, "1", &["--hidden", "8"]);
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, run) = untrained_dense();
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();
     let text = dir.path().join("notes.jpg");
     std::fs::write(&text, b"not an image at all").unwrap();
     for path in [&empty, &text] {
-        let out = run_bin(PREDICT, &[t.run.to_str().unwrap(), path.to_str().unwrap()]);
+        let out = run_bin(PREDICT, &[run.to_str().unwrap(), path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1));
         let err = stderr(&out);
         assert!(err.contains(path.to_str().unwrap()), "{err}");
@@ -219,8 +227,7 @@ fn predict_refuses_what_is_not_an_image() {
 
 #[test]
 fn predict_checks_a_huge_image_before_decoding_it() {
-    let t = trained(DENSE, "1", &["--hidden", "8"]);
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, run) = untrained_dense();
     // A PNG header claiming 30000×30000 pixels: decoding it would need 900 MB.
     let huge = dir.path().join("huge.png");
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -242,7 +249,7 @@ fn predict_checks_a_huge_image_before_decoding_it() {
         png.extend_from_slice(&crc32(name).to_be_bytes());
     }
     std::fs::write(&huge, png).unwrap();
-    let out = run_bin(PREDICT, &[t.run.to_str().unwrap(), huge.to_str().unwrap()]);
+    let out = run_bin(PREDICT, &[run.to_str().unwrap(), huge.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("30000×30000"), "{}", stderr(&out));
 }
@@ -317,15 +324,15 @@ fn resume_continues_the_epoch_count_and_the_metrics() {
 
 #[test]
 fn compare_tables_and_charts_several_runs() {
-    let a = trained(DENSE, "2", &["--hidden", "8"]);
-    let b = small_cnn("3");
     let dir = tempfile::tempdir().unwrap();
+    let a = fake_run(&dir.path().join("a"), ModelSpec::Dense { hidden: 8 }, 2);
+    let b = fake_run(&dir.path().join("b"), small_cnn_spec(), 3);
     let chart = dir.path().join("c.svg");
     let out = run_bin(
         COMPARE,
         &[
-            a.run.to_str().unwrap(),
-            b.run.to_str().unwrap(),
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
             "--out",
             chart.to_str().unwrap(),
         ],
@@ -347,9 +354,12 @@ fn compare_tables_and_charts_several_runs() {
 
 #[test]
 fn a_damaged_run_folder_gets_an_error_naming_the_file_or_the_mismatch() {
-    let dense = trained(DENSE, "1", &["--hidden", "8"]);
-    let cnn = small_cnn("1");
-    let data = dense.data.to_str().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_synthetic(&data);
+    let dense = fake_run(&tmp.path().join("dense"), ModelSpec::Dense { hidden: 8 }, 1);
+    let cnn = fake_run(&tmp.path().join("cnn"), small_cnn_spec(), 1);
+    let data = data.to_str().unwrap();
     let evaluate = |run: &Path| {
         let out = run_bin(EVALUATE, &[run.to_str().unwrap(), "--data-dir", data]);
         assert_eq!(out.status.code(), Some(1));
@@ -359,26 +369,26 @@ fn a_damaged_run_folder_gets_an_error_naming_the_file_or_the_mismatch() {
 
     // dense weights under a CNN config
     std::fs::copy(
-        dense.run.join("model.safetensors"),
-        cnn.run.join("model.safetensors"),
+        dense.join("model.safetensors"),
+        cnn.join("model.safetensors"),
     )
     .unwrap();
-    let err = evaluate(&cnn.run);
+    let err = evaluate(&cnn);
     assert!(
         err.contains("does not fit the model in config.json"),
         "{err}"
     );
 
     // a truncated weights file
-    let weights = dense.run.join("model.safetensors");
+    let weights = dense.join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
-    let err = evaluate(&dense.run);
+    let err = evaluate(&dense);
     assert!(err.contains("model.safetensors"), "{err}");
 
     // a config.json that is not JSON
-    std::fs::write(dense.run.join("config.json"), "{ not json").unwrap();
-    let err = evaluate(&dense.run);
+    std::fs::write(dense.join("config.json"), "{ not json").unwrap();
+    let err = evaluate(&dense);
     assert!(
         err.contains("config.json is not a valid run config"),
         "{err}"
@@ -389,10 +399,9 @@ fn a_damaged_run_folder_gets_an_error_naming_the_file_or_the_mismatch() {
 fn a_reader_that_goes_away_ends_the_output_quietly() {
     // `compare RUN | head -1`: here the reader is gone before compare prints (it spends
     // its first few hundred milliseconds loading libtorch)
-    let t = trained(DENSE, "1", &["--hidden", "8"]);
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, run) = untrained_dense();
     let mut child = std::process::Command::new(COMPARE)
-        .args([t.run.to_str().unwrap(), "--out"])
+        .args([run.to_str().unwrap(), "--out"])
         .arg(dir.path().join("c.svg"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

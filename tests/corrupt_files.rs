@@ -6,11 +6,11 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{run_bin, stderr, write_synthetic};
+use common::{args, run_bin, stderr, write_synthetic};
+use fashion_tch::data;
 
 const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
 const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
@@ -24,17 +24,11 @@ fn dataset() -> tempfile::TempDir {
     tmp
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
 /// Replaces the raw `stem` in `dir` by `stem.gz` holding `gz(gzip of the raw bytes)`.
 fn gzip_with(dir: &Path, stem: &str, damage: impl FnOnce(Vec<u8>) -> Vec<u8>) -> PathBuf {
     let raw = dir.join(stem);
     let gz = dir.join(format!("{stem}.gz"));
-    fs::write(&gz, damage(gzip(&fs::read(&raw).unwrap()))).unwrap();
+    fs::write(&gz, damage(data::gzip(&fs::read(&raw).unwrap()))).unwrap();
     fs::remove_file(raw).unwrap();
     gz
 }
@@ -52,17 +46,7 @@ fn train_dense(data: &Path) -> Output {
     let out = data.join("run");
     run_bin(
         env!("CARGO_BIN_EXE_train_dense"),
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        &args(data, Some(&out), &["--epochs", "1", "--quiet"]),
     )
 }
 

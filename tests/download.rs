@@ -143,15 +143,9 @@ fn wait_for_close(stream: &mut TcpStream) {
     }
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
 /// A well-formed gzipped IDX file that is not Fashion-MNIST's.
 fn other_file() -> Vec<u8> {
-    gzip(&data::encode_labels(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 0]))
+    data::gzip(&data::encode_labels(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 0]))
 }
 
 /// The names in `dir` (empty when it does not exist).
@@ -177,11 +171,10 @@ fn real_files_present() -> bool {
     .iter()
     .all(|f| Path::new(SYSTEM_DIR).join(f).is_file());
     if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but {SYSTEM_DIR} lacks the four .gz files: scripts/setup_libtorch.sh should have installed them"
-        );
-        eprintln!("SKIPPED (part): no real Fashion-MNIST .gz files in {SYSTEM_DIR} to serve");
+        common::skip(&format!(
+            "no real Fashion-MNIST .gz files in {SYSTEM_DIR} to serve (scripts/setup_libtorch.sh \
+             installs them)"
+        ));
     }
     present
 }
@@ -198,7 +191,7 @@ fn good_server(requests: usize) -> Server {
 
 /// The error of a download that must fail, as the user reads it.
 fn failed_download(url: &str, dir: &Path) -> String {
-    let err = data::download(url, dir).expect_err("the download must fail");
+    let err = data::download::download(url, dir).expect_err("the download must fail");
     format!("{err:#}")
 }
 
@@ -237,7 +230,7 @@ fn a_file_with_the_wrong_checksum_is_deleted_and_a_rerun_downloads_again() {
         return;
     }
     let good = good_server(4);
-    data::download(&good.url, &dir).unwrap();
+    data::download::download(&good.url, &dir).unwrap();
     assert_eq!(good.requests().len(), 4);
     assert_eq!(
         names_in(&dir),
@@ -259,7 +252,7 @@ fn a_file_with_the_wrong_checksum_is_deleted_and_a_rerun_downloads_again() {
     // What is there is kept: a rerun asks only for what is missing.
     fs::remove_file(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap();
     let good = good_server(1);
-    data::download(&good.url, &dir).unwrap();
+    data::download::download(&good.url, &dir).unwrap();
     assert_eq!(good.requests(), ["/t10k-labels-idx1-ubyte.gz"]);
     assert_eq!(names_in(&dir).len(), 4);
 }
@@ -297,8 +290,9 @@ fn a_server_that_sends_nothing_times_out_with_a_clear_message() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(1, |_| Reply::Stall);
     let start = Instant::now();
-    let err = data::download_with_timeout(&server.url, tmp.path(), Duration::from_secs(1))
-        .expect_err("a stalled server must fail the download");
+    let err =
+        data::download::download_with_timeout(&server.url, tmp.path(), Duration::from_secs(1))
+            .expect_err("a stalled server must fail the download");
     let err = format!("{err:#}");
     let took = start.elapsed();
     assert_names_url_and_file(&err, &server.url, tmp.path());
@@ -316,8 +310,9 @@ fn a_server_that_sends_nothing_times_out_with_a_clear_message() {
 fn a_server_that_stops_halfway_times_out_and_leaves_no_file() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(1, |_| Reply::StallHalfway(vec![7; 4000]));
-    let err = data::download_with_timeout(&server.url, tmp.path(), Duration::from_secs(1))
-        .expect_err("a stalled server must fail the download");
+    let err =
+        data::download::download_with_timeout(&server.url, tmp.path(), Duration::from_secs(1))
+            .expect_err("a stalled server must fail the download");
     let err = format!("{err:#}");
     assert_names_url_and_file(&err, &server.url, tmp.path());
     assert!(
@@ -343,11 +338,10 @@ fn train_dense_without_dataset(cwd: &Path, envs: &[(&str, &str)]) -> Option<Outp
             .args(["-rm", "sh", "-c", hide])
             .output();
         if !probe.is_ok_and(|o| o.status.success()) {
-            eprintln!(
-                "SKIPPED: {SYSTEM_DIR} holds the dataset and it cannot be hidden here \
-                 (unshare -rm, a user and mount namespace, is not allowed), so the binary \
-                 would never download"
-            );
+            common::skip(&format!(
+                "{SYSTEM_DIR} holds the dataset and it cannot be hidden here (unshare -rm, a \
+                 user and mount namespace, is not allowed), so the binary would never download"
+            ));
             return None;
         }
         let mut cmd = Command::new("unshare");

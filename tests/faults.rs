@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run_bin, stderr, write_synthetic};
+use common::{args, run_bin, stderr, write_synthetic};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
 
@@ -13,19 +13,7 @@ fn a_diverging_loss_stops_with_the_epoch_batch_and_a_lower_lr() {
     let data = tmp.path().join("data");
     write_synthetic(&data);
     let run = tmp.path().join("run");
-    let out = run_bin(
-        DENSE,
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--lr",
-            "1e30",
-            "--device",
-            "cpu",
-        ],
-    );
+    let out = run_bin(DENSE, &args(&data, Some(&run), &["--lr", "1e30"]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -50,17 +38,7 @@ fn an_unwritable_out_fails_before_training() {
         (file.clone(), "is a file"),
         (file.join("run"), "creating the run folder"),
     ] {
-        let result = run_bin(
-            DENSE,
-            &[
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--device",
-                "cpu",
-            ],
-        );
+        let result = run_bin(DENSE, &args(&data, Some(&out), &[]));
         assert_eq!(result.status.code(), Some(1));
         let err = stderr(&result);
         assert!(

@@ -59,21 +59,11 @@ fn data(tmp: &Path) -> PathBuf {
 
 /// The arguments of a run of `case` into `out`, and `extra`.
 fn args<'a>(case: &'a Case, data: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--seed",
-        "7",
-        "--threads",
-        "2",
-        "--device",
-        "cpu",
-        "--quiet",
-    ];
+    let mut args = common::args(
+        data,
+        Some(out),
+        &["--epochs", "3", "--seed", "7", "--threads", "2", "--quiet"],
+    );
     args.extend_from_slice(case.flags);
     args.extend_from_slice(extra);
     args
@@ -91,19 +81,8 @@ fn uninterrupted(case: &Case, data: &Path, out: &Path) -> Duration {
 
 /// Resumes the run in `out` to its planned end.
 fn resume(case: &Case, data: &Path, out: &Path) -> String {
-    let result = run_bin(
-        case.bin,
-        &[
-            "--resume",
-            out.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--threads",
-            "2",
-            "--device",
-            "cpu",
-        ],
-    );
+    let extra = ["--resume", out.to_str().unwrap(), "--threads", "2"];
+    let result = run_bin(case.bin, &common::args(data, None, &extra));
     assert!(
         result.status.success(),
         "{}: {}",
@@ -243,14 +222,11 @@ fn a_run_without_a_checkpoint_resumes_only_with_fresh_optimizer() {
     // as folders made before checkpoints existed
     fs::remove_file(run.join(checkpoint::FILE)).unwrap();
     let more = |extra: &[&str]| {
-        let mut args = vec![
-            "--resume",
-            run.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ];
+        let mut args = common::args(
+            &data,
+            None,
+            &["--resume", run.to_str().unwrap(), "--epochs", "1"],
+        );
         args.extend_from_slice(extra);
         run_bin(case.bin, &args)
     };

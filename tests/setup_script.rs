@@ -9,6 +9,8 @@
 //! step would never try apt. Needs bash, python3 and pip, as the script itself does: where
 //! pip is missing the tests are skipped with a message, except under CI.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -35,11 +37,7 @@ fn pip_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but python3 -m pip does not run; the set-up script needs it"
-        );
-        eprintln!("SKIPPED: python3 -m pip is not available, and the set-up script needs it");
+        common::skip("python3 -m pip does not run, and the set-up script needs it");
     }
     ok
 }

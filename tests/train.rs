@@ -5,9 +5,9 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{run_bin, stderr, write_synthetic};
+use common::{args, metrics_without_seconds, run_bin, stderr, write_synthetic};
 use fashion_tch::models::{Convs, ModelSpec};
-use fashion_tch::{data, eval, run_dir};
+use fashion_tch::{data, run_dir, score};
 use tch::{nn, Device};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
@@ -28,16 +28,7 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) -> (tempfile::TempDir, Pa
     let data_dir = tmp.path().join("data");
     write_synthetic(&data_dir);
     let out = tmp.path().join("run");
-    let mut args = vec![
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--device",
-        "cpu",
-    ];
+    let mut args = args(&data_dir, Some(&out), &["--epochs", "3"]);
     args.extend_from_slice(extra);
     let result = run_bin(bin, &args);
     assert!(result.status.success(), "{}", stderr(&result));
@@ -58,7 +49,7 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) -> (tempfile::TempDir, Pa
     let net = config.model().build(&vs.root());
     run_dir::load_weights(&out.join(run_dir::WEIGHTS), &mut vs).unwrap();
     let data = data::load_dir(&data_dir, Device::Cpu).unwrap();
-    let score = eval::score(&net, &data.test);
+    let score = score::score(&net, &data.test);
     assert!(
         (score.accuracy - metrics[2].test_accuracy).abs() < 1e-6,
         "{score:?} vs {:?}",
@@ -153,25 +144,17 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     // validation column (how well it learns is the test above's)
     let data = data_dir(&out);
     let out = tmp.path().join("final-fit");
-    let result = run_bin(
-        CNN,
-        &[
-            "--recipe",
-            "strong",
-            "--validation",
-            "0",
-            "--filters",
-            "4,8",
-            "--epochs",
-            "1",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ],
-    );
+    let final_fit = [
+        "--recipe",
+        "strong",
+        "--validation",
+        "0",
+        "--filters",
+        "4,8",
+    ];
+    let mut fit = args(&data, Some(&out), &["--epochs", "1"]);
+    fit.extend_from_slice(&final_fit);
+    let result = run_bin(CNN, &fit);
     assert!(result.status.success(), "{}", stderr(&result));
     let stdout = String::from_utf8_lossy(&result.stdout);
     assert!(stdout.contains(" 600 training and "), "{stdout}");
@@ -185,14 +168,11 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     );
     // a resumed run keeps its split, and refuses another
     let resume = |extra: &[&str]| {
-        let mut args = vec![
-            "--resume",
-            out.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ];
+        let mut args = args(
+            &data,
+            None,
+            &["--resume", out.to_str().unwrap(), "--epochs", "1"],
+        );
         args.extend_from_slice(extra);
         run_bin(CNN, &args)
     };
@@ -215,19 +195,7 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     );
     // holding out every training image is refused before a run folder is made
     let too_many = tmp.path().join("too-many");
-    let result = run_bin(
-        CNN,
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--out",
-            too_many.to_str().unwrap(),
-            "--validation",
-            "600",
-            "--device",
-            "cpu",
-        ],
-    );
+    let result = run_bin(CNN, &args(&data, Some(&too_many), &["--validation", "600"]));
     assert_eq!(result.status.code(), Some(1));
     let err = stderr(&result);
     assert!(
@@ -238,14 +206,6 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     assert!(!too_many.exists());
 }
 
-fn metrics_without_times(run: &Path) -> Vec<(f64, f64, f64, f64)> {
-    run_dir::read_metrics(run)
-        .unwrap()
-        .iter()
-        .map(|m| (m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy))
-        .collect()
-}
-
 #[test]
 fn the_same_seed_gives_the_same_numbers_on_the_cpu() {
     let tmp = tempfile::tempdir().unwrap();
@@ -253,25 +213,10 @@ fn the_same_seed_gives_the_same_numbers_on_the_cpu() {
     write_synthetic(&data_dir);
     let run = |name: &str, seed: &str| {
         let out = tmp.path().join(name);
-        let result = run_bin(
-            DENSE,
-            &[
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "--epochs",
-                "2",
-                "--seed",
-                seed,
-                "--threads",
-                "2",
-                "--device",
-                "cpu",
-            ],
-        );
+        let extra = ["--epochs", "2", "--seed", seed, "--threads", "2"];
+        let result = run_bin(DENSE, &args(&data_dir, Some(&out), &extra));
         assert!(result.status.success(), "{}", stderr(&result));
-        metrics_without_times(&out)
+        metrics_without_seconds(&out)
     };
     let a = run("a", "7");
     assert_eq!(a, run("b", "7"));
@@ -349,7 +294,7 @@ fn help_explains_every_flag() {
 #[test]
 fn cuda_on_a_machine_without_it_is_a_clear_error_before_any_work() {
     if tch::Cuda::is_available() {
-        eprintln!("skipped: this machine has CUDA, so --device cuda is not an error here");
+        common::skip("this machine has CUDA, so --device cuda is not an error here");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -385,10 +330,7 @@ fn a_missing_data_folder_is_named_with_the_ways_to_get_it() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
     fs::create_dir(&empty).unwrap();
-    let result = run_bin(
-        DENSE,
-        &["--data-dir", empty.to_str().unwrap(), "--device", "cpu"],
-    );
+    let result = run_bin(DENSE, &args(&empty, None, &[]));
     assert_eq!(result.status.code(), Some(1));
     let err = stderr(&result);
     assert!(err.contains(empty.to_str().unwrap()), "{err}");

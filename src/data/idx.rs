@@ -146,6 +146,15 @@ pub fn encode_labels(labels: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `bytes` gzipped, as the dataset's `.gz` files are (for tests and tools that make them).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes)
+        .expect("writing into memory cannot fail");
+    enc.finish().expect("writing into memory cannot fail")
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -154,12 +163,6 @@ mod tests {
 
     fn images(n: u32) -> Vec<u8> {
         encode_images(&vec![7u8; n as usize * SIDE * SIDE])
-    }
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(bytes).unwrap();
-        enc.finish().unwrap()
     }
 
     fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {

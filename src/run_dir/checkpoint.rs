@@ -10,18 +10,18 @@
 //! The random draws need no saved state: they are seeded from the run's position (see
 //! [`crate::train`]).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use safetensors::tensor::{Dtype, SafeTensors, View};
+use safetensors::tensor::SafeTensors;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use super::{write_atomically, EpochMetrics};
+use super::EpochMetrics;
+use crate::files::write_safetensors;
 use crate::optim::Adam;
 
 /// The checkpoint's file name in a run folder.
@@ -79,7 +79,7 @@ pub struct Checkpoint {
 
 /// Writes the checkpoint of a run at `state` into the folder `run`.
 pub fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()> {
-    let tensors = vs
+    let tensors: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
         .map(|(name, t)| (format!("model.{name}"), t))
@@ -88,12 +88,9 @@ pub fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()>
                 .into_iter()
                 .map(|(name, t)| (format!("optimizer.{name}"), t)),
         )
-        .map(|(name, t)| Ok((name, Bytes::of(&t)?)))
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
     let metadata = HashMap::from([(KEY.to_string(), serde_json::to_string(state)?)]);
-    let bytes = safetensors::tensor::serialize(tensors, &Some(metadata))
-        .context("encoding the checkpoint")?;
-    write_atomically(&run.join(FILE), &bytes)
+    write_safetensors(&run.join(FILE), &tensors, Some(metadata))
 }
 
 /// Reads the checkpoint in the folder `run`; `None` when there is none.
@@ -151,39 +148,6 @@ fn damaged(path: &Path) -> String {
          model.safetensors with --fresh-optimizer",
         path.display()
     )
-}
-
-/// A tensor's bytes, as safetensors writes them: contiguous, on the host.
-struct Bytes {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl Bytes {
-    fn of(t: &Tensor) -> Result<Bytes> {
-        let t = t.to_device(tch::Device::Cpu).contiguous();
-        let dtype = Dtype::try_from(t.kind())?;
-        let mut data = vec![0u8; t.numel() * t.kind().elt_size_in_bytes()];
-        t.f_copy_data_u8(&mut data, t.numel())?;
-        let shape = t.size().into_iter().map(|d| d as usize).collect();
-        Ok(Bytes { dtype, shape, data })
-    }
-}
-
-impl View for Bytes {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,10 @@ use tch::nn::VarStore;
 
 pub use config::{read_config, RunConfig};
 
+pub use crate::files::write_atomically;
+use crate::files::write_safetensors;
 use crate::models::ModelSpec;
+use crate::plots::{self, Line};
 
 /// One epoch's figures, a row of `metrics.csv`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -139,25 +142,33 @@ fn metrics_row(m: &EpochMetrics) -> String {
     )
 }
 
-/// Saves the variables of `vs` to `path` as safetensors, sorted by name, through a
-/// temporary file and a rename.
+/// Saves the variables of `vs` to `path` as safetensors (a state dict PyTorch loads),
+/// atomically.
 pub fn save_weights(path: &Path, vs: &VarStore) -> Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    // safetensors holds contiguous data; the CNN's CPU weights are channels-last.
-    let mut vars: Vec<(String, tch::Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(name, t)| (name, t.contiguous()))
-        .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    tch::Tensor::write_safetensors(&vars, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    write_safetensors(path, &vs.variables().into_iter().collect::<Vec<_>>(), None)
+}
+
+/// Redraws a run's `curves.svg` from its finished epochs: loss and accuracy, train and
+/// test, and validation accuracy where images were held out.
+pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let line = |label: &str, get: fn(&EpochMetrics) -> Option<f64>| Line {
+        label: label.into(),
+        points: history
+            .iter()
+            .filter_map(|m| Some((f64::from(m.epoch), get(m)?)))
+            .collect(),
+    };
+    let loss = [
+        line("train", |m| Some(m.train_loss)),
+        line("test", |m| Some(m.test_loss)),
+    ];
+    let mut accuracy = vec![
+        line("train", |m| Some(m.train_accuracy)),
+        line("test", |m| Some(m.test_accuracy)),
+        line("validation", |m| m.validation_accuracy),
+    ];
+    accuracy.retain(|l| !l.points.is_empty());
+    plots::curves(&run.join("curves.svg"), &loss, &accuracy)
 }
 
 /// Reads a run's `metrics.csv`. A last line without its line end is a row cut off by a
@@ -256,24 +267,6 @@ pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
     let net = config.model().build(&vs.root());
     load_weights(&run.join(WEIGHTS), &mut vs)?;
     Ok(LoadedRun { config, vs, net })
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

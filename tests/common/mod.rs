@@ -2,10 +2,13 @@
 //! in a few epochs, and a way to run the binaries.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use fashion_tch::data::{write_idx_dir, SIDE};
+use fashion_tch::models::{ModelKind, ModelSpec};
+use fashion_tch::recipe::Recipe;
+use fashion_tch::run_dir::{EpochMetrics, RunConfig, RunDir};
 
 /// Pixels and labels of `n` images whose class is drawn over noise: a bright band of two
 /// rows at rows 5·(c mod 5) + 3 and + 4, and for classes 5 to 9 a bright stripe down the
@@ -44,6 +47,64 @@ pub fn write_synthetic(dir: &Path) {
     let (train_px, train_lb) = synthetic(600, 1);
     let (test_px, test_lb) = synthetic(200, 2);
     write_idx_dir(dir, (&train_px, &train_lb), (&test_px, &test_lb)).unwrap();
+}
+
+/// The arguments of a quick run on the CPU with data from `data` into `out` (when
+/// given), then `extra`.
+pub fn args<'a>(data: &'a Path, out: Option<&'a Path>, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--data-dir", data.to_str().unwrap(), "--device", "cpu"];
+    if let Some(out) = out {
+        args.extend(["--out", out.to_str().unwrap()]);
+    }
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A run folder made without training, at `dir`: the lesson's config for `model`,
+/// `epochs` rows of made-up figures, and freshly initialised weights; what evaluate,
+/// predict and compare read.
+pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _net = model.build(&vs.root());
+    let config = RunConfig {
+        recipe: Recipe {
+            model,
+            epochs,
+            ..Recipe::lesson(ModelKind::Dense)
+        },
+        seed: 0,
+        device: "cpu".into(),
+        threads: 2,
+        trainable_parameters: fashion_tch::models::parameter_count(&vs),
+        data_dir: "data".into(),
+        libtorch_version: "2.11.0".into(),
+        fashion_tch_version: "0.1.0".into(),
+        started: "2026-11-26T00:00:00+00:00".into(),
+    };
+    let mut run = RunDir::create(dir, &config).unwrap();
+    for epoch in 1..=epochs {
+        let progress = f64::from(epoch) / f64::from(epochs);
+        run.append_metrics(&EpochMetrics {
+            epoch,
+            train_loss: 1.0 - 0.5 * progress,
+            train_accuracy: 0.5 + 0.4 * progress,
+            test_loss: 1.1 - 0.5 * progress,
+            test_accuracy: 0.5 + 0.3 * progress,
+            seconds: 1.0,
+            validation_accuracy: None,
+        })
+        .unwrap();
+    }
+    run.save_weights(&vs).unwrap();
+    dir.to_path_buf()
+}
+
+/// Says that a test cannot make its check on this machine (no GPU, no pip, no real data,
+/// …). Under CI that is a failure: CI's machine must have what every test needs.
+pub fn skip(reason: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "CI is set, but this test cannot run here: {reason}");
+    eprintln!("SKIPPED: {reason}");
 }
 
 /// Runs one of the binaries with `args`, with no dataset location from the environment.
