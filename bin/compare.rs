@@ -1,4 +1,5 @@
 //! Compares runs: a markdown table of final accuracies and a chart of test accuracy per epoch.
+#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
 //! Scores a saved run on the test set and draws its pictures into the run folder.
+#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

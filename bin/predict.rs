@@ -1,4 +1,5 @@
 //! Classifies images, or test-set images by index, with a saved run's network.
+#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

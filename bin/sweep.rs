@@ -1,4 +1,5 @@
 //! The lesson's experiments as one command: several layer sizes, several epoch counts.
+#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
 //! Trains the lesson's dense network: Flatten → Linear(784, 128) → ReLU → Linear(128, 10).
+#![warn(clippy::too_many_lines)]
 use std::process::ExitCode;
 
 use clap::Parser;

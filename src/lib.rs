@@ -15,6 +15,8 @@
 //!                                        atomically, libtorch calls tch has no binding for
 //! ```
 
+#![warn(clippy::too_many_lines)]
+
 pub mod cli;
 pub mod compare;
 pub mod data;

@@ -180,16 +180,10 @@ impl ModelSpec {
     /// Builds the network with its variables under `vs`.
     pub fn build(&self, vs: &nn::Path) -> nn::SequentialT {
         match *self {
-            ModelSpec::Dense { hidden } => nn::seq_t()
-                .add_fn(|xs| xs.flatten(1, -1)) // [b, 784]
-                .add(nn::linear(
-                    vs / "fc1",
-                    SIDE_I64 * SIDE_I64,
-                    hidden,
-                    Default::default(),
-                ))
-                .add_fn(|xs| xs.relu())
-                .add(nn::linear(vs / "fc2", hidden, CLASSES, Default::default())),
+            ModelSpec::Dense { hidden } => {
+                let net = nn::seq_t().add_fn(|xs| xs.flatten(1, -1)); // [b, 784]
+                dense_head(net, vs, SIDE_I64 * SIDE_I64, hidden, 0.0)
+            }
             ModelSpec::Cnn {
                 ref filters,
                 hidden,
@@ -197,65 +191,84 @@ impl ModelSpec {
                 batch_norm,
                 dropout,
             } => {
-                let same = nn::ConvConfig {
-                    padding: 1,
-                    // batch norm's shift does a bias's work
-                    bias: !batch_norm,
-                    ..Default::default()
-                };
                 let mut net = nn::seq_t();
                 let (mut channels, mut side) = (1, SIDE_I64);
                 for (block, &out) in filters.iter().enumerate() {
-                    let convs = convs.in_block(block);
-                    for conv in 0..convs {
-                        // conv1, conv1_2, …, conv2, …: the first one keeps the lesson's name
-                        let suffix = match conv {
-                            0 => format!("{}", block + 1),
-                            _ => format!("{}_{}", block + 1, conv + 1),
-                        };
-                        let layer =
-                            nn::conv2d(vs / format!("conv{suffix}"), channels, out, 3, same);
-                        if vs.device() == tch::Device::Cpu {
-                            channels_last(&layer.ws);
-                        }
-                        net = net.add(layer); // [b, out, side, side]
-                        if batch_norm {
-                            let bn = nn::batch_norm2d(
-                                vs / format!("bn{suffix}"),
-                                out,
-                                Default::default(),
-                            );
-                            net = net.add(bn);
-                        }
-                        if conv + 1 < convs {
-                            net = net.add_fn(|xs| xs.relu());
-                        }
-                        channels = out;
-                    }
-                    // ReLU after the pooling: the same numbers, forward and backward (the
-                    // max of ReLUs is the ReLU of the max), on a quarter of the values
-                    net = net.add_fn(|xs| xs.max_pool2d_default(2).relu()); // [b, out, side/2, side/2]
-                    side /= 2;
+                    let count = convs.in_block(block);
+                    net = conv_block(net, vs, block, (channels, out), count, batch_norm);
+                    (channels, side) = (out, side / 2); // [b, out, side/2, side/2]
                 }
-                let drop = |net: nn::SequentialT| {
-                    if dropout == 0.0 {
-                        net
-                    } else {
-                        net.add_fn_t(move |xs, train| xs.dropout(dropout, train))
-                    }
-                };
-                let net = drop(net.add_fn(|xs| xs.flatten(1, -1))) // [b, channels * side²]
-                    .add(nn::linear(
-                        vs / "fc1",
-                        channels * side * side,
-                        hidden,
-                        Default::default(),
-                    ))
-                    .add_fn(|xs| xs.relu());
-                drop(net).add(nn::linear(vs / "fc2", hidden, CLASSES, Default::default()))
+                let net = net.add_fn(|xs| xs.flatten(1, -1)); // [b, channels * side²]
+                dense_head(net, vs, channels * side * side, hidden, dropout)
             }
         }
     }
+}
+
+/// Block `block` (from 0) of a CNN: `count` times Conv2d(3×3, same padding) → [batch
+/// norm] → ReLU from `channels.0` to `channels.1` channels, then MaxPool(2×2).
+fn conv_block(
+    mut net: nn::SequentialT,
+    vs: &nn::Path,
+    block: usize,
+    (mut channels, out): (i64, i64),
+    count: i64,
+    batch_norm: bool,
+) -> nn::SequentialT {
+    let same = nn::ConvConfig {
+        padding: 1,
+        // batch norm's shift does a bias's work
+        bias: !batch_norm,
+        ..Default::default()
+    };
+    for conv in 0..count {
+        // conv1, conv1_2, …, conv2, …: the first one keeps the lesson's name
+        let suffix = match conv {
+            0 => format!("{}", block + 1),
+            _ => format!("{}_{}", block + 1, conv + 1),
+        };
+        let layer = nn::conv2d(vs / format!("conv{suffix}"), channels, out, 3, same);
+        if vs.device() == tch::Device::Cpu {
+            channels_last(&layer.ws);
+        }
+        net = net.add(layer); // [b, out, side, side]
+        if batch_norm {
+            net = net.add(nn::batch_norm2d(
+                vs / format!("bn{suffix}"),
+                out,
+                Default::default(),
+            ));
+        }
+        if conv + 1 < count {
+            net = net.add_fn(|xs| xs.relu());
+        }
+        channels = out;
+    }
+    // ReLU after the pooling: the same numbers, forward and backward (the max of ReLUs is
+    // the ReLU of the max), on a quarter of the values
+    net.add_fn(|xs| xs.max_pool2d_default(2).relu())
+}
+
+/// The dense layers after the features: [Dropout] → Linear(inputs, hidden) → ReLU →
+/// [Dropout] → Linear(hidden, 10).
+fn dense_head(
+    net: nn::SequentialT,
+    vs: &nn::Path,
+    inputs: i64,
+    hidden: i64,
+    dropout: f64,
+) -> nn::SequentialT {
+    let drop = |net: nn::SequentialT| {
+        if dropout == 0.0 {
+            net
+        } else {
+            net.add_fn_t(move |xs, train| xs.dropout(dropout, train))
+        }
+    };
+    let net = drop(net)
+        .add(nn::linear(vs / "fc1", inputs, hidden, Default::default()))
+        .add_fn(|xs| xs.relu());
+    drop(net).add(nn::linear(vs / "fc2", hidden, CLASSES, Default::default()))
 }
 
 /// Stores a convolution's weight `[out, in, kh, kw]` channel-innermost ("channels last").

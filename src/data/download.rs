@@ -158,6 +158,7 @@ fn timeout_note(timeout: Duration) -> String {
     )
 }
 
+/// Fetches `url` into the file `part`, checking that the server sent all it announced.
 fn fetch(agent: &ureq::Agent, url: &str, part: &Path, timeout: Duration) -> Result<()> {
     let response = agent.get(url).call().map_err(|e| match e {
         ureq::Error::Status(code, r) => {
@@ -171,42 +172,13 @@ fn fetch(agent: &ureq::Agent, url: &str, part: &Path, timeout: Duration) -> Resu
     let len = response
         .header("Content-Length")
         .and_then(|v| v.parse::<u64>().ok());
-    let of_len = len.map(|l| format!(" of {l}")).unwrap_or_default();
     let mut out = fs::File::create(part).with_context(|| format!("creating {}", part.display()))?;
     let bar = crate::progress::bytes_bar(len, url);
-    let mut reader = response.into_reader().take(MAX_FILE_BYTES + 1);
-    let mut buf = vec![0u8; 64 << 10];
-    let mut copied = 0u64;
-    let copy = loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if is_timeout(&e) => {
-                break Err(anyhow!(
-                    "the server sent {copied}{of_len} bytes, then nothing for {}",
-                    timeout_note(timeout)
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                break Err(anyhow!(
-                    "the server closed the connection after {copied}{of_len} bytes (cut off)"
-                ))
-            }
-            Err(e) => {
-                break Err(anyhow!(
-                    "the connection failed after {copied}{of_len} bytes: {e}"
-                ))
-            }
-        };
-        if let Err(e) = out.write_all(&buf[..n]) {
-            break Err(anyhow!(e).context(format!("writing {}", part.display())));
-        }
-        copied += n as u64;
-        bar.inc(n as u64);
-    };
+    let reader = response.into_reader().take(MAX_FILE_BYTES + 1);
+    let copied = copy_body(reader, &mut out, len, timeout, |n| bar.inc(n))
+        .map_err(|e| e.context(format!("writing {}", part.display())));
     bar.finish_and_clear();
-    copy?;
+    let copied = copied?;
     ensure!(
         copied <= MAX_FILE_BYTES,
         "the server sent more than {MAX_FILE_BYTES} bytes, more than any Fashion-MNIST file"
@@ -220,6 +192,38 @@ fn fetch(agent: &ureq::Agent, url: &str, part: &Path, timeout: Duration) -> Resu
     out.sync_all()
         .with_context(|| format!("writing {}", part.display()))?;
     Ok(())
+}
+
+/// Copies a response body of `len` bytes (when announced) into `out`, telling `progress`
+/// of each chunk; returns the bytes copied, or what went wrong in the server's terms.
+fn copy_body(
+    mut reader: impl Read,
+    out: &mut impl Write,
+    len: Option<u64>,
+    timeout: Duration,
+    progress: impl Fn(u64),
+) -> Result<u64> {
+    let of_len = len.map(|l| format!(" of {l}")).unwrap_or_default();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut copied = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => bail!(
+                "the server sent {copied}{of_len} bytes, then nothing for {}",
+                timeout_note(timeout)
+            ),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                bail!("the server closed the connection after {copied}{of_len} bytes (cut off)")
+            }
+            Err(e) => bail!("the connection failed after {copied}{of_len} bytes: {e}"),
+        };
+        out.write_all(&buf[..n])?;
+        copied += n as u64;
+        progress(n as u64);
+    }
 }
 
 #[cfg(test)]
