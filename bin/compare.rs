@@ -1,4 +1,4 @@
-//! Compares runs: a markdown table of final accuracies and a chart of test accuracy per epoch.
+//! Compares runs: a markdown table of their figures and a chart of test accuracy per epoch.
 #![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,14 +6,17 @@ use std::process::ExitCode;
 use clap::Parser;
 use fashion_tch::{cli, compare, out};
 
-/// Compare runs made by train_dense and train_cnn: prints a markdown table of their final
-/// figures and draws their test accuracy per epoch on one chart.
+/// Compare runs made by train_dense and train_cnn: prints a markdown table of their
+/// figures (of the epoch --weights names) and draws their test accuracy per epoch on one
+/// chart.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
     /// Run folders to compare
     #[arg(required = true)]
     runs: Vec<PathBuf>,
+    #[command(flatten)]
+    weights: cli::WeightsArgs,
     /// Where to write the chart
     #[arg(long, default_value = "compare.svg", value_name = "FILE")]
     out: PathBuf,
@@ -23,7 +26,7 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     cli::run(|| {
         let runs = compare::read_runs(&args.runs)?;
-        out!("{}", compare::table(&runs))?;
+        out!("{}", compare::table(&runs, args.weights.weights))?;
         compare::chart(&args.out, &runs)?;
         out!("wrote {}", args.out.display())?;
         Ok(())

@@ -1,6 +1,5 @@
 //! Scores a saved run on the test set and draws its pictures into the run folder.
 #![warn(clippy::too_many_lines)]
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,8 +11,8 @@ use fashion_tch::{cli, evaluate, out};
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// The run folder (holding config.json and model.safetensors)
-    run: PathBuf,
+    #[command(flatten)]
+    saved: cli::SavedRunArgs,
     /// Print the report as JSON instead of tables
     #[arg(long)]
     json: bool,
@@ -27,15 +26,16 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     cli::run(|| {
         let device = args.device.resolve()?;
-        let (report, pictures) =
-            evaluate::evaluate(&args.run, args.data.data_dir.as_deref(), device)?;
+        let (run, weights) = (&args.saved.run, args.saved.weights.weights);
+        let found = evaluate::evaluate(run, weights, args.data.data_dir.as_deref(), device)?;
         if args.json {
-            out!("{}", serde_json::to_string_pretty(&report)?)?;
-        } else {
-            out!("{}", report.to_text())?;
-            for p in pictures {
-                out!("wrote {}", p.display())?;
-            }
+            return out!("{}", serde_json::to_string_pretty(&found.report)?).map_err(Into::into);
+        }
+        let file = found.weights.display();
+        out!("the weights of epoch {} ({file})\n", found.epoch)?;
+        out!("{}", found.report.to_text())?;
+        for p in found.pictures {
+            out!("wrote {}", p.display())?;
         }
         Ok(())
     })

@@ -1,23 +1,25 @@
-//! Classifies images, or test-set images by index, with a saved run's network.
+//! Classifies image files and folders, or test-set images by index, with a saved run's
+//! network.
 #![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::ensure;
+use anyhow::{bail, ensure, Result};
 use clap::Parser;
 use fashion_tch::data::{self, CLASS_NAMES};
-use fashion_tch::predict::{self, Invert};
+use fashion_tch::predict::{self, Invert, Record};
 use fashion_tch::{cli, out, run_dir};
-use tch::Tensor;
 
-/// Predict the class of PNG or JPEG images (any size or colour) with a run made by
-/// train_dense or train_cnn, printing the top 3 classes and their probabilities.
+/// Predict the class of PNG or JPEG images (any size or colour), given as files or
+/// folders, with a run made by train_dense or train_cnn: the top 3 classes and their
+/// probabilities for each. A file that is not a readable image is reported by name and
+/// the others are still classified; the exit status is then 1.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// The run folder (holding config.json and model.safetensors)
-    run: PathBuf,
-    /// PNG or JPEG files to classify
+    #[command(flatten)]
+    saved: cli::SavedRunArgs,
+    /// PNG or JPEG files, and folders of them (their files, not their subfolders)
     images: Vec<PathBuf>,
     /// Test-set images to classify instead, as A..B (B excluded) or one index; their true
     /// class is shown beside the prediction
@@ -27,6 +29,10 @@ struct Cli {
     /// saw light garments on a dark background)
     #[arg(long, default_value = "auto", value_name = "auto|yes|no")]
     invert: Invert,
+    /// Print one JSON array for scripts: per file its top classes and probabilities, or
+    /// the error that kept it from being read
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     data: cli::DataArgs,
     #[command(flatten)]
@@ -38,39 +44,66 @@ fn main() -> ExitCode {
     cli::run(|| {
         ensure!(
             !args.images.is_empty() || args.test_index.is_some(),
-            "give image files to classify, or --test-index A..B"
+            "give image files or folders to classify, or --test-index A..B"
         );
         let device = args.device.resolve()?;
-        let run = run_dir::load_run(&args.run, device)?;
-        for path in &args.images {
-            let pixels = predict::load_image(path, args.invert)?;
-            let image = Tensor::from_slice(&pixels)
-                .view([1, 1, 28, 28])
-                .to_device(device);
-            let top = &predict::top_k(&run.net, &image, 3)[0];
-            out!("{}: {}", path.display(), predict::describe(top))?;
-        }
+        let run = run_dir::load_run(&args.saved.run, args.saved.weights.weights, device)?;
+        let files = predict::image_files(&args.images)?;
+        let records = predict::classify_files(&run.net, &files, args.invert, device, 3);
+        report(&records, args.json)?;
         if let Some(range) = &args.test_index {
-            let test = data::load(args.data.data_dir.as_deref(), device)?.test;
-            ensure!(
-                range.end <= test.len(),
-                "--test-index {}..{}: the test set has {} images (0..{})",
-                range.start,
-                range.end,
-                test.len(),
-                test.len()
+            test_images(&args, &run.net, range.clone(), device)?;
+        }
+        let failed = records.iter().filter(|r| r.error.is_some()).count();
+        if failed > 0 {
+            bail!(
+                "{failed} of {} files could not be classified",
+                records.len()
             );
-            let images = test.images(range.start, range.end - range.start);
-            for (i, top) in range.clone().zip(predict::top_k(&run.net, &images, 3)) {
-                let truth = test.labels.int64_value(&[i]) as usize;
-                let mark = if top[0].0 == truth { "right" } else { "WRONG" };
-                out!(
-                    "test image {i} (a {}): {}  [{mark}]",
-                    CLASS_NAMES[truth],
-                    predict::describe(&top)
-                )?;
-            }
         }
         Ok(())
     })
+}
+
+/// Prints the records: a line each (errors on stderr), or one JSON array.
+fn report(records: &[Record], json: bool) -> Result<()> {
+    if json {
+        return Ok(out!("{}", serde_json::to_string_pretty(records)?)?);
+    }
+    for r in records {
+        match (&r.top, &r.error) {
+            (Some(top), _) => out!("{}: {}", r.file.display(), predict::describe(top))?,
+            (None, error) => eprintln!("error: {}", error.as_deref().unwrap_or("unreadable")),
+        }
+    }
+    Ok(())
+}
+
+/// Classifies test-set images `range`, beside their true classes.
+fn test_images(
+    args: &Cli,
+    net: &impl tch::nn::ModuleT,
+    range: std::ops::Range<i64>,
+    device: tch::Device,
+) -> Result<()> {
+    let test = data::load(args.data.data_dir.as_deref(), device)?.test;
+    ensure!(
+        range.end <= test.len(),
+        "--test-index {}..{}: the test set has {} images (0..{})",
+        range.start,
+        range.end,
+        test.len(),
+        test.len()
+    );
+    let images = test.images(range.start, range.end - range.start);
+    for (i, top) in range.zip(predict::top_k(net, &images, 3)) {
+        let truth = test.labels.int64_value(&[i]) as usize;
+        let mark = if top[0].0 == truth { "right" } else { "WRONG" };
+        out!(
+            "test image {i} (a {}): {}  [{mark}]",
+            CLASS_NAMES[truth],
+            predict::describe(&predict::guesses(top))
+        )?;
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use crate::device::DeviceChoice;
 use crate::models::{ModelKind, CONVS_PER_BLOCK, MAX_BLOCKS};
 use crate::recipe::{Recipe, RecipeFlags};
-use crate::run_dir::{self, resume};
+use crate::run_dir::{self, resume, Weights};
 use crate::stop;
 use crate::train::{Interrupted, Resume, TrainOptions};
 
@@ -41,6 +41,18 @@ pub struct TrainArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
+    /// Stop when the validation accuracy has not improved for N epochs, and say so (the
+    /// best epoch's weights are in best.safetensors); needs images held out (--validation)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub early_stop: Option<u32>,
+
+    /// Keep the weights of the epoch with the best validation accuracy as
+    /// best.safetensors (config.json says which epoch). This is always done when images
+    /// are held out for validation; without them there is no best epoch, and the flag
+    /// says so
+    #[arg(long)]
+    pub keep_best: bool,
+
     /// Minutes between checkpoints within an epoch (one is also saved at every epoch's
     /// end and on Ctrl-C); a kill or power cut loses at most this much work
     #[arg(long, value_name = "MINUTES", default_value_t = 5.0, value_parser = positive_f64)]
@@ -64,6 +76,7 @@ impl TrainArgs {
             batch_size: self.batch_size.map(|b| b as usize),
             learning_rate: self.lr,
             validation: self.validation,
+            early_stop: self.early_stop,
             ..RecipeFlags::default()
         }
     }
@@ -93,6 +106,25 @@ pub struct RunArgs {
     /// recipe, batch size, learning rate, validation split and seed are the run's own
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+}
+
+/// Which weights of a saved run to use.
+#[derive(Args, Debug, Clone)]
+pub struct WeightsArgs {
+    /// best: the epoch with the best validation accuracy (best.safetensors), in a run that
+    /// held images out for validation; otherwise, and with last, the last finished
+    /// epoch's (model.safetensors). The test set never chooses
+    #[arg(long, value_enum, default_value_t = Weights::Best)]
+    pub weights: Weights,
+}
+
+/// A saved run to read, and which of its weights.
+#[derive(Args, Debug, Clone)]
+pub struct SavedRunArgs {
+    /// The run folder (made by train_dense or train_cnn)
+    pub run: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
 }
 
 /// Where the data is.
@@ -193,6 +225,7 @@ pub fn options(
         quiet: train.quiet,
         checkpoint_every: train.checkpoint_every(),
         after_epoch: run_dir::draw_curves,
+        keep_best: train.keep_best,
     }
 }
 
@@ -211,10 +244,21 @@ pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &RecipeFlag
     run(|| {
         let options = common.train_options(kind, flags)?;
         let report = crate::train::train(&options)?;
+        let last = report.last();
+        let best = match report.best_epoch {
+            Some(b) if b != last.epoch => format!(" (epoch {b} was the best on validation)"),
+            _ => String::new(),
+        };
+        let dir = report.run_dir.display();
         crate::out!(
-            "test accuracy {:.4}; run saved in {}",
-            report.last().test_accuracy,
-            report.run_dir.display()
+            "test accuracy {:.4}{best}; run saved in {dir}",
+            last.test_accuracy
+        )?;
+        crate::out!(
+            "next:\n  cargo run --release --bin evaluate -- {dir}    # scores and pictures\n  \
+             cargo run --release --bin predict -- {dir} IMAGE…\n  \
+             cargo run --release --bin compare -- {dir} OTHER_RUN…\n  \
+             cargo run --release --bin export -- {dir}    # TorchScript for PyTorch"
         )?;
         Ok(())
     })

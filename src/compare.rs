@@ -6,13 +6,25 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Result};
 
 use crate::plots::{self, Line};
-use crate::run_dir::{self, EpochMetrics, RunConfig};
+use crate::run_dir::{self, EpochMetrics, RunConfig, Weights};
 
 /// One run's folder (as given), config and metrics.
 pub struct RunSummary {
     pub name: String,
     pub config: RunConfig,
     pub metrics: Vec<EpochMetrics>,
+}
+
+impl RunSummary {
+    /// The row of the epoch whose weights `which` names.
+    pub fn row(&self, which: Weights) -> &EpochMetrics {
+        let epoch = which.epoch(&self.config, self.metrics.len() as u32);
+        self.metrics
+            .iter()
+            .find(|m| m.epoch == epoch)
+            .or(self.metrics.last())
+            .expect("read_runs keeps runs with an epoch")
+    }
 }
 
 /// Reads the runs; each must have at least one finished epoch.
@@ -34,38 +46,32 @@ pub fn read_runs(runs: &[PathBuf]) -> Result<Vec<RunSummary>> {
         .collect()
 }
 
-/// The markdown table: a row per run with its model, epochs, final and best test
-/// accuracy, final train accuracy, and training time.
-pub fn table(runs: &[RunSummary]) -> String {
+/// The markdown table: a row per run with its model, the epochs it trained, and the
+/// figures of the epoch whose weights `which` names (the best on validation, or the
+/// last): test, validation and train accuracy; then its whole training time.
+pub fn table(runs: &[RunSummary], which: Weights) -> String {
     let mut out = String::from(
-        "| run | model | parameters | epochs | test accuracy | best (epoch) | train accuracy | time |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|\n",
+        "| run | model | parameters | epochs | weights of epoch | test accuracy | \
+         validation accuracy | train accuracy | time |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
-        let last = r
-            .metrics
-            .last()
-            .expect("read_runs keeps runs with an epoch");
-        let best = r
-            .metrics
-            .iter()
-            .max_by(|a, b| a.test_accuracy.total_cmp(&b.test_accuracy))
-            .expect("read_runs keeps runs with an epoch");
+        let m = r.row(which);
         let seconds: f64 = r.metrics.iter().map(|m| m.seconds).sum();
+        let model = match r.config.recipe.name.as_str() {
+            "lesson" => r.config.model().name().to_string(),
+            recipe => format!("{} ({recipe} recipe)", r.config.model().name()),
+        };
         out += &format!(
-            "| {} | {} | {} | {} | {:.4} | {:.4} ({}) | {:.4} | {:.0} s |\n",
+            "| {} | {model} | {} | {} | {} | {:.4} | {} | {:.4} | {seconds:.0} s |\n",
             r.name,
-            match r.config.recipe.name.as_str() {
-                "lesson" => r.config.model().name().to_string(),
-                recipe => format!("{} ({recipe} recipe)", r.config.model().name()),
-            },
             r.config.trainable_parameters,
-            last.epoch,
-            last.test_accuracy,
-            best.test_accuracy,
-            best.epoch,
-            last.train_accuracy,
-            seconds
+            r.metrics.len(),
+            m.epoch,
+            m.test_accuracy,
+            m.validation_accuracy
+                .map_or("–".to_string(), |v| format!("{v:.4}")),
+            m.train_accuracy,
         );
     }
     out

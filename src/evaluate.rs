@@ -10,17 +10,30 @@ use tch::{Kind, Tensor};
 use crate::data::{self, Split, CLASS_NAMES};
 use crate::models::ModelSpec;
 use crate::plots::{self, FilterView, Prediction};
-use crate::run_dir::{self, LoadedRun};
+use crate::run_dir::{self, LoadedRun, Weights};
 use crate::score::{self, Report};
 
-/// Scores the run in `run` on the test set of the data in `data_dir` (the default places
-/// when `None`) and draws its pictures; returns the report and the pictures' paths.
+/// What `evaluate` found.
+pub struct Evaluation {
+    pub report: Report,
+    /// The pictures it drew.
+    pub pictures: Vec<PathBuf>,
+    /// The weights it scored, and the epoch they are from.
+    pub weights: PathBuf,
+    pub epoch: u32,
+}
+
+/// Scores the `which` weights of the run in `run` on the test set of the data in
+/// `data_dir` (the default places when `None`) and draws its pictures.
 pub fn evaluate(
     run: &Path,
+    which: Weights,
     data_dir: Option<&Path>,
     device: tch::Device,
-) -> Result<(Report, Vec<PathBuf>)> {
-    let loaded = run_dir::load_run(run, device)?;
+) -> Result<Evaluation> {
+    let loaded = run_dir::load_run(run, which, device)?;
+    let metrics = run_dir::read_metrics(run)?;
+    let epoch = which.epoch(&loaded.config, metrics.len() as u32);
     let data = data::load(data_dir, device)?;
     let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let report = Report::from_logits(&logits, &data.test.labels);
@@ -33,13 +46,18 @@ pub fn evaluate(
     let predicted = logits.argmax(-1, false);
     plots::predictions(&pictures[0], &test_predictions(&data.test, &predicted, 25))?;
     plots::confusion(&pictures[1], &report.confusion, &CLASS_NAMES)?;
-    run_dir::draw_curves(run, &run_dir::read_metrics(run)?)?;
+    run_dir::draw_curves(run, &metrics)?;
     if let ModelSpec::Cnn { .. } = loaded.config.model() {
         let path = run.join("filters.svg");
         plots::filters(&path, &filter_view(&loaded, &data.test)?)?;
         pictures.push(path);
     }
-    Ok((report, pictures))
+    Ok(Evaluation {
+        report,
+        pictures,
+        weights: loaded.weights,
+        epoch,
+    })
 }
 
 /// The first `count` test images with their predicted and true classes.

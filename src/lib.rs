@@ -6,7 +6,7 @@
 //! ```text
 //! bin/*        thin binaries: parse flags, call one function below, print the result
 //! cli          the flag groups every binary flattens in, and how a binary ends
-//! sweep  compare  evaluate  predict      what the binaries of those names do
+//! sweep  compare  evaluate  predict  export   what the binaries of those names do
 //! train        the training loop: stops anywhere and goes on exactly
 //! run_dir      a run folder: config.json, metrics.csv, weights, checkpoint, resume rules
 //! recipe  optim  models  score           how to train, Adam, the networks, scoring
@@ -22,6 +22,7 @@ pub mod compare;
 pub mod data;
 pub mod device;
 pub mod evaluate;
+pub mod export;
 pub mod files;
 pub mod models;
 pub mod optim;

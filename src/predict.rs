@@ -1,13 +1,16 @@
 //! `predict`: photos or drawings turned into what the network saw in training (grey,
-//! 28×28, a light garment on a dark background), and the network's top classes for each.
+//! 28×28, a light garment on a dark background), and the network's top classes for each,
+//! for files and whole folders, in batches.
 
 use std::fmt;
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{bail, ensure, Context, Result};
 use image::imageops::FilterType;
 use image::{GrayImage, ImageFormat, Luma};
+use serde::Serialize;
 use tch::{nn::ModuleT, Kind, Tensor};
 
 use crate::data::{CLASS_NAMES, SIDE};
@@ -115,26 +118,118 @@ fn border_mean(img: &GrayImage) -> f64 {
 /// The `k` most likely classes of each image in `images` (`[n, 1, 28, 28]`), with their
 /// probabilities, most likely first.
 pub fn top_k(net: &impl ModuleT, images: &Tensor, k: i64) -> Vec<Vec<(usize, f64)>> {
+    if images.size()[0] == 0 {
+        return Vec::new();
+    }
     let probs = score::logits(net, images).softmax(-1, Kind::Float);
     let (values, indices) = probs.topk(k, -1, true, true);
-    (0..images.size()[0])
-        .map(|i| {
-            (0..k)
-                .map(|j| {
-                    (
-                        indices.int64_value(&[i, j]) as usize,
-                        values.double_value(&[i, j]),
-                    )
-                })
+    let host = |t: Tensor| t.to_device(tch::Device::Cpu).view([-1]);
+    let values = Vec::<f32>::try_from(host(values)).expect("softmax gives floats");
+    let indices = Vec::<i64>::try_from(host(indices)).expect("topk gives int64 indices");
+    values
+        .chunks(k as usize)
+        .zip(indices.chunks(k as usize))
+        .map(|(v, i)| {
+            i.iter()
+                .zip(v)
+                .map(|(&c, &p)| (c as usize, f64::from(p)))
                 .collect()
         })
         .collect()
 }
 
+/// The files to classify: each file given, and the files in each folder given (not in its
+/// subfolders), in name order. A path that does not exist is an error that names it.
+pub fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = fs::read_dir(path)
+                .with_context(|| format!("reading the folder {}", path.display()))?;
+            let mut inside: Vec<PathBuf> = entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("reading the folder {}", path.display()))?;
+            inside.retain(|p| p.is_file());
+            inside.sort();
+            files.extend(inside);
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            bail!("{} does not exist", path.display());
+        }
+    }
+    Ok(files)
+}
+
+/// What `predict` says of one file: its top classes, or why it could not be read.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Record {
+    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top: Option<Vec<Guess>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A class and its probability.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Guess {
+    pub class: &'static str,
+    pub probability: f64,
+}
+
+/// Images per forward pass.
+const BATCH: usize = 256;
+
+/// Classifies `files` with `net` on `device`, a batch at a time: the `k` most likely
+/// classes of each file that is a readable image, and for the others the reason.
+pub fn classify_files(
+    net: &impl ModuleT,
+    files: &[PathBuf],
+    invert: Invert,
+    device: tch::Device,
+    k: i64,
+) -> Vec<Record> {
+    let mut records = Vec::with_capacity(files.len());
+    for chunk in files.chunks(BATCH) {
+        let loaded: Vec<Result<Vec<f32>>> = chunk.iter().map(|f| load_image(f, invert)).collect();
+        let pixels: Vec<f32> = loaded.iter().flatten().flatten().copied().collect();
+        let n = (pixels.len() / (SIDE * SIDE)) as i64;
+        let side = SIDE as i64;
+        let images = Tensor::from_slice(&pixels)
+            .view([n, 1, side, side])
+            .to_device(device);
+        let mut tops = top_k(net, &images, k).into_iter();
+        for (file, image) in chunk.iter().zip(loaded) {
+            let (top, error) = match image {
+                Ok(_) => (tops.next().map(guesses), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            };
+            records.push(Record {
+                file: file.clone(),
+                top,
+                error,
+            });
+        }
+    }
+    records
+}
+
+/// Classes by index with their probabilities, as named guesses.
+pub fn guesses(top: Vec<(usize, f64)>) -> Vec<Guess> {
+    top.into_iter()
+        .map(|(c, probability)| Guess {
+            class: CLASS_NAMES[c],
+            probability,
+        })
+        .collect()
+}
+
 /// One prediction as a line: `Shirt 0.71, T-shirt/top 0.20, Pullover 0.05`.
-pub fn describe(top: &[(usize, f64)]) -> String {
+pub fn describe(top: &[Guess]) -> String {
     top.iter()
-        .map(|&(c, p)| format!("{} {p:.2}", CLASS_NAMES[c]))
+        .map(|g| format!("{} {:.2}", g.class, g.probability))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -34,6 +34,9 @@ pub struct Recipe {
     /// on. A run records the number it held out; a constructor's number is for the
     /// 60,000 images of Fashion-MNIST, and smaller sets hold out at most a tenth.
     pub validation_images: u32,
+    /// Stop when validation accuracy has not improved for this many epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<u32>,
 }
 
 /// The optimiser (see [`crate::optim`]).
@@ -98,6 +101,7 @@ impl Recipe {
             learning_rate: 1e-3,
             epochs,
             validation_images: 0,
+            early_stop: None,
         }
     }
 
@@ -125,6 +129,7 @@ impl Recipe {
             learning_rate: 5e-3,
             epochs: 18,
             validation_images: 5_000,
+            early_stop: None,
         }
     }
 
@@ -188,6 +193,8 @@ impl Recipe {
         flags.push(("--lr", self.learning_rate.to_string()));
         flags.push(("--epochs", self.epochs.to_string()));
         flags.push(("--validation", self.validation_images.to_string()));
+        let patience = self.early_stop.map_or("off".into(), |n| n.to_string());
+        flags.push(("--early-stop", patience));
         flags
     }
 
@@ -243,6 +250,8 @@ pub struct RecipeFlags {
     pub epochs: Option<u32>,
     /// `--validation`.
     pub validation: Option<u32>,
+    /// `--early-stop`.
+    pub early_stop: Option<u32>,
 }
 
 impl RecipeFlags {
@@ -308,6 +317,7 @@ impl RecipeFlags {
             learning_rate: self.learning_rate.unwrap_or(base.learning_rate),
             epochs: self.epochs.unwrap_or(base.epochs),
             validation_images: self.validation.unwrap_or(base.validation_images),
+            early_stop: self.early_stop.or(base.early_stop),
             ..base
         })
     }

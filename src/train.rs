@@ -51,6 +51,9 @@ pub struct TrainOptions {
     /// Called with the run folder and the finished epochs after each epoch (to redraw
     /// pictures); the loop itself draws nothing.
     pub after_epoch: fn(&Path, &[EpochMetrics]) -> Result<()>,
+    /// `--keep-best` was given. The best epoch's weights are kept whenever images are held
+    /// out for validation; asking without them gets a note that there is no best epoch.
+    pub keep_best: bool,
 }
 
 /// How a run continues.
@@ -71,6 +74,8 @@ pub fn no_hook(_: &Path, _: &[EpochMetrics]) -> Result<()> {
 pub struct TrainReport {
     pub run_dir: PathBuf,
     pub epochs: Vec<EpochMetrics>,
+    /// The epoch with the best validation accuracy, kept in `best.safetensors`.
+    pub best_epoch: Option<u32>,
 }
 
 impl TrainReport {
@@ -138,10 +143,14 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         if stop::requested() {
             return Err(run.interrupted().into());
         }
+        if run.stop_early()? {
+            break;
+        }
     }
     Ok(TrainReport {
         run_dir: run.dir.path,
         epochs: run.history,
+        best_epoch: run.config.best_epoch,
     })
 }
 
@@ -157,6 +166,18 @@ fn held_out(opts: &TrainOptions, data: &data::Dataset) -> Result<i64> {
          on: {} has {n} training images; give fewer (0 trains on all of them)",
         data.dir.display(),
     );
+    if let (Some(patience), 0) = (opts.recipe.early_stop, held_out) {
+        bail!(
+            "--early-stop {patience} watches the validation accuracy, but no images are held \
+             out for validation; give --validation N as well"
+        );
+    }
+    if opts.keep_best && held_out == 0 {
+        crate::out!(
+            "--keep-best: no images are held out for validation, so there is no best epoch to \
+             choose; only the last epoch's weights are kept"
+        )?;
+    }
     Ok(held_out)
 }
 
@@ -215,10 +236,17 @@ impl<'a> Run<'a> {
             libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
             fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
             started: chrono::Local::now().to_rfc3339(),
+            best_epoch: None,
+            stopped_early: None,
         };
         let (history, position) = match opts.resume {
             Some(how) => restore(&out, how, &mut vs, &mut adam)?,
             None => (Vec::new(), Position::start_of(1)),
+        };
+        // a resumed run goes on: its best epoch is its history's, and it has not stopped
+        let config = RunConfig {
+            best_epoch: best_epoch(&history),
+            ..config
         };
         let dir = match opts.resume {
             Some(_) => RunDir::reopen(&out, &config, &history)?,
@@ -392,11 +420,45 @@ impl<'a> Run<'a> {
         )?;
         self.history.push(m.clone());
         self.position = Position::start_of(m.epoch + 1);
-        // the checkpoint first: it holds the new row too, and a resume rewrites the rest
+        // best.safetensors before the checkpoint, which records the epoch as done: a
+        // crash in between repeats the epoch, to the same weights
+        let new_best = best_epoch(&self.history) == Some(m.epoch);
+        if new_best {
+            self.dir.save_best_weights(&self.vs)?;
+        }
+        // then the checkpoint: it holds the new row too, and a resume rewrites the rest
         self.save_checkpoint()?;
         self.dir.save_weights(&self.vs)?;
         self.dir.append_metrics(&m)?;
+        if new_best {
+            self.config.best_epoch = Some(m.epoch);
+            self.dir.write_config(&self.config)?;
+        }
         (self.opts.after_epoch)(&self.dir.path, &self.history)
+    }
+
+    /// Whether `--early-stop N` ends the run here: validation accuracy has not improved
+    /// for N epochs. Says why, and records it in `config.json`.
+    fn stop_early(&mut self) -> Result<bool> {
+        let (Some(patience), Some(best)) = (self.opts.recipe.early_stop, self.config.best_epoch)
+        else {
+            return Ok(false);
+        };
+        let last = self.position.epoch - 1;
+        if last < self.opts.recipe.epochs && last - best >= patience {
+            let accuracy = self.history[best as usize - 1]
+                .validation_accuracy
+                .unwrap_or(0.0);
+            crate::out!(
+                "stopping early after epoch {last}: validation accuracy has not improved for \
+                 {patience} epochs (--early-stop {patience}); the best was {accuracy:.4} at \
+                 epoch {best}, kept in best.safetensors"
+            )?;
+            self.config.stopped_early = Some(last);
+            self.dir.write_config(&self.config)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn prefix(&self) -> String {
@@ -405,6 +467,19 @@ impl<'a> Run<'a> {
             self.position.epoch, self.opts.recipe.epochs
         )
     }
+}
+
+/// The epoch with the best validation accuracy in `history` (the first, on a tie).
+pub fn best_epoch(history: &[EpochMetrics]) -> Option<u32> {
+    let mut best: Option<(u32, f64)> = None;
+    for m in history {
+        if let Some(v) = m.validation_accuracy {
+            if best.map_or(true, |(_, b)| v > b) {
+                best = Some((m.epoch, v));
+            }
+        }
+    }
+    best.map(|(epoch, _)| epoch)
 }
 
 /// Puts back the state of the run in `out` into `vs` and `adam`: the finished epochs and

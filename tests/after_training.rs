@@ -133,7 +133,7 @@ fn evaluate_refuses_a_folder_that_is_not_a_run() {
 fn predict_on_png_files_matches_the_tensor_path() {
     let t = trained(DENSE, "5", &["--hidden", "64"]);
     let test = data::load_dir(&t.data, Device::Cpu).unwrap().test;
-    let run = run_dir::load_run(&t.run, Device::Cpu).unwrap();
+    let run = run_dir::load_run(&t.run, run_dir::Weights::Last, Device::Cpu).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for i in 0..5 {

@@ -30,6 +30,13 @@ pub struct RunConfig {
     pub fashion_tch_version: String,
     /// When the run started, local time (RFC 3339).
     pub started: String,
+    /// The epoch with the best validation accuracy so far, whose weights are kept in
+    /// `best.safetensors` (runs that hold images out for validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<u32>,
+    /// The epoch after which `--early-stop` ended the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<u32>,
 }
 
 impl RunConfig {
@@ -58,6 +65,10 @@ struct StoredConfig {
     libtorch_version: String,
     fashion_tch_version: String,
     started: String,
+    #[serde(default)]
+    best_epoch: Option<u32>,
+    #[serde(default)]
+    stopped_early: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +114,8 @@ impl TryFrom<StoredConfig> for RunConfig {
             libtorch_version: c.libtorch_version,
             fashion_tch_version: c.fashion_tch_version,
             started: c.started,
+            best_epoch: c.best_epoch,
+            stopped_early: c.stopped_early,
         })
     }
 }
@@ -140,6 +153,8 @@ pub(crate) mod tests {
             libtorch_version: "2.11.0".into(),
             fashion_tch_version: "0.1.0".into(),
             started: "now".into(),
+            best_epoch: None,
+            stopped_early: None,
         }
     }
 

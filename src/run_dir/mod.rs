@@ -49,6 +49,8 @@ const VALIDATION_COLUMN: &str = ",validation_accuracy";
 
 /// The weights of the last finished epoch.
 pub const WEIGHTS: &str = "model.safetensors";
+/// The weights of the epoch with the best validation accuracy.
+pub const BEST_WEIGHTS: &str = "best.safetensors";
 
 /// An open run folder.
 pub struct RunDir {
@@ -93,10 +95,6 @@ impl RunDir {
             started: started.unwrap_or_else(|_| config.started.clone()),
             ..config.clone()
         };
-        write_atomically(
-            &path.join("config.json"),
-            serde_json::to_string_pretty(&config)?.as_bytes(),
-        )?;
         let validation = config.recipe.validation_images > 0;
         let mut csv = format!(
             "{METRICS_HEADER}{}\n",
@@ -111,10 +109,12 @@ impl RunDir {
             .append(true)
             .open(&metrics_path)
             .with_context(|| format!("opening {}", metrics_path.display()))?;
-        Ok(RunDir {
+        let dir = RunDir {
             path: path.to_path_buf(),
             metrics,
-        })
+        };
+        dir.write_config(&config)?;
+        Ok(dir)
     }
 
     /// Appends one epoch's row to `metrics.csv` and flushes it to disk.
@@ -129,6 +129,19 @@ impl RunDir {
     /// Saves the weights as `model.safetensors`.
     pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
         save_weights(&self.path.join(WEIGHTS), vs)
+    }
+
+    /// Saves the weights as `best.safetensors`, the best epoch's on validation.
+    pub fn save_best_weights(&self, vs: &VarStore) -> Result<()> {
+        save_weights(&self.path.join(BEST_WEIGHTS), vs)
+    }
+
+    /// Rewrites `config.json`.
+    pub fn write_config(&self, config: &RunConfig) -> Result<()> {
+        write_atomically(
+            &self.path.join("config.json"),
+            serde_json::to_string_pretty(config)?.as_bytes(),
+        )
     }
 }
 
@@ -246,16 +259,47 @@ pub fn copy_into(
     })
 }
 
+/// Which of a run's weights to use (`--weights`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weights {
+    /// The epoch with the best validation accuracy (best.safetensors), where the run held
+    /// images out; else the last epoch's.
+    #[default]
+    Best,
+    /// The last finished epoch's (model.safetensors).
+    Last,
+}
+
+impl Weights {
+    /// The epoch whose weights these are in the run of `config` with `finished` epochs.
+    pub fn epoch(self, config: &RunConfig, finished: u32) -> u32 {
+        match (self, config.best_epoch) {
+            (Weights::Best, Some(best)) => best,
+            _ => finished,
+        }
+    }
+
+    /// The file that holds them in the run folder of `config`.
+    pub fn file(self, config: &RunConfig) -> &'static str {
+        match (self, config.best_epoch) {
+            (Weights::Best, Some(_)) => BEST_WEIGHTS,
+            _ => WEIGHTS,
+        }
+    }
+}
+
 /// A saved run, rebuilt: its config and its network with the saved weights.
 pub struct LoadedRun {
     pub config: RunConfig,
     pub vs: VarStore,
     pub net: tch::nn::SequentialT,
+    /// The file the weights came from.
+    pub weights: PathBuf,
 }
 
-/// Rebuilds the exact network of the run in `run` from its `config.json` and loads its
-/// weights onto `device`.
-pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
+/// Rebuilds the exact network of the run in `run` from its `config.json` and loads the
+/// `which` weights onto `device`.
+pub fn load_run(run: &Path, which: Weights, device: tch::Device) -> Result<LoadedRun> {
     if !run.is_dir() {
         bail!(
             "{} is not a run folder (one made by train_dense or train_cnn)",
@@ -265,8 +309,14 @@ pub fn load_run(run: &Path, device: tch::Device) -> Result<LoadedRun> {
     let config = read_config(run)?;
     let mut vs = VarStore::new(device);
     let net = config.model().build(&vs.root());
-    load_weights(&run.join(WEIGHTS), &mut vs)?;
-    Ok(LoadedRun { config, vs, net })
+    let weights = run.join(which.file(&config));
+    load_weights(&weights, &mut vs)?;
+    Ok(LoadedRun {
+        config,
+        vs,
+        net,
+        weights,
+    })
 }
 
 #[cfg(test)]

@@ -64,14 +64,22 @@ pub fn plan(
         );
     }
     let done = finished_epochs(run, fresh_optimizer)?;
-    config.recipe.epochs = match flags.epochs {
-        Some(more) => done + more,
-        None if done < config.recipe.epochs => config.recipe.epochs,
-        None => bail!(
+    config.recipe.epochs = match (flags.epochs, config.stopped_early) {
+        (Some(more), _) => done + more,
+        (None, Some(after)) => bail!(
+            "--resume {}: the run stopped early after epoch {after}: its validation accuracy \
+             had not improved for {} epochs (--early-stop); give --epochs N to train N more \
+             anyway",
+            run.display(),
+            config.recipe.early_stop.unwrap_or(0)
+        ),
+        (None, None) if done < config.recipe.epochs => config.recipe.epochs,
+        (None, None) => bail!(
             "--resume {}: the run has finished its {done} epochs; give --epochs N to train N more",
             run.display()
         ),
     };
+    config.stopped_early = None;
     Ok(Plan { config, done })
 }
 

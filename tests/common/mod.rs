@@ -80,6 +80,8 @@ pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
         libtorch_version: "2.11.0".into(),
         fashion_tch_version: "0.1.0".into(),
         started: "2026-11-26T00:00:00+00:00".into(),
+        best_epoch: None,
+        stopped_early: None,
     };
     let mut run = RunDir::create(dir, &config).unwrap();
     for epoch in 1..=epochs {

@@ -1,0 +1,45 @@
+//! Writes a run's network as a TorchScript module.
+#![warn(clippy::too_many_lines)]
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use fashion_tch::export::{self, INPUT, OUTPUT};
+use fashion_tch::{cli, out};
+
+/// Export a run made by train_dense or train_cnn as a TorchScript module (traced in
+/// evaluation mode): PyTorch loads it with torch.jit.load("model.pt"). It takes a float32
+/// tensor [batch, 1, 28, 28] of grey levels in [0, 1] (a light garment on a dark
+/// background) and gives [batch, 10] logits for T-shirt/top, Trouser, Pullover, Dress,
+/// Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot, in that order.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    saved: cli::SavedRunArgs,
+    /// Where to write the module [default: model.pt in the run folder]
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    cli::run(|| {
+        let path = (args.out.clone()).unwrap_or_else(|| args.saved.run.join("model.pt"));
+        let done = export::export(&args.saved.run, args.saved.weights.weights, &path)?;
+        out!(
+            "wrote {} (the weights of epoch {}, {})",
+            done.path.display(),
+            done.epoch,
+            done.weights.display()
+        )?;
+        out!("input: {INPUT}")?;
+        out!("output: {OUTPUT}")?;
+        out!("classes: {}", export::classes())?;
+        out!(
+            "in Python: m = torch.jit.load(\"{}\"); logits = m(x)",
+            done.path.display()
+        )?;
+        Ok(())
+    })
+}
