@@ -1,83 +1,186 @@
 #!/usr/bin/env bash
-# Checks the CUDA path on a GPU machine that has PyTorch 2.11.0 in Python but no Rust.
+# The CUDA half, checked on a GPU machine that has PyTorch 2.11.0 in its python3 but no
+# Rust and no network, in one command there:
 #
 #   scripts/gpu_check.sh prepare   here: install the CUDA layout of libtorch into
-#                                  libtorch.cuda/, build the binaries against it
-#                                  (target/cuda/), and gather binaries, data and the
-#                                  PyTorch reference into .gpu/ (git-ignored, < 64 MiB)
-#   scripts/gpu_check.sh run       there, from the repository root: both trainers with
-#                                  --device cuda (and train_cnn --recipe strong) and
-#                                  the same steps in plain PyTorch,
-#                                  logs into $OUT (or .gpu/out), and a side-by-side ratio
+#                                  libtorch.cuda/, build every binary against it
+#                                  (target/cuda/), check that without a GPU they refuse
+#                                  --device cuda clearly, and gather the binaries
+#                                  (stripped, gzipped), the data, a few PNGs and the
+#                                  PyTorch reference into .gpu/ (git-ignored, 41 MiB)
+#   scripts/gpu_check.sh run       there, from the repository root: every binary with
+#                                  --device cuda, the accuracy bounds, --precision bf16
+#                                  beside float32, the same steps in plain PyTorch for the
+#                                  speed ratio, and runs moved between the GPU and the CPU;
+#                                  logs and a summary in $OUT (or .gpu/out)
 #
+# Each step has its own time limit (STEP_SECONDS, default 300), so one that hangs cannot
+# take the rest with it; the whole run takes about 5 minutes on an H100 by estimate.
+# ONLY="dense cnn" runs only the steps whose names start with those words.
+# DENSE_EPOCHS, CNN_EPOCHS, STRONG_EPOCHS (5, 10, 18) and GPU_CHECK_DEVICE (cuda) exist
+# for a quick rehearsal of the script on a CPU machine.
 # The binaries find libtorch there through LD_LIBRARY_PATH, set from Python's torch.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-EPOCHS_DENSE=${EPOCHS_DENSE:-5}
-EPOCHS_CNN=${EPOCHS_CNN:-10}
-EPOCHS_STRONG=${EPOCHS_STRONG:-18} # the recipe's own
+BINS="train_dense train_cnn evaluate predict compare sweep export"
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+DENSE_EPOCHS=${DENSE_EPOCHS:-5}
+CNN_EPOCHS=${CNN_EPOCHS:-10}
+STRONG_EPOCHS=${STRONG_EPOCHS:-18}
 
 prepare() {
-  scripts/setup_libtorch.sh --device cuda --dir "$ROOT/libtorch.cuda"
-  LIBTORCH="$ROOT/libtorch.cuda" CARGO_TARGET_DIR="$ROOT/target/cuda" \
+  local built=target/cuda/release
+  if [ "$DEVICE" = cpu ]; then # the rehearsal
     cargo build --release --bins
+    built=target/release
+  else
+    scripts/setup_libtorch.sh --device cuda --dir "$ROOT/libtorch.cuda"
+    LIBTORCH="$ROOT/libtorch.cuda" CARGO_TARGET_DIR="$ROOT/target/cuda" \
+      cargo build --release --bins
+  fi
+  # a CUDA build on this machine, which has no GPU: --device cuda must fail clearly
+  if [ "$DEVICE" = cuda ] && ! nvidia-smi -L >/dev/null 2>&1; then
+    if target/cuda/release/train_dense --device cuda --epochs 1 --out /dev/null/none 2>/tmp/gpu_check.err; then
+      echo "gpu_check: the CUDA build trained on --device cuda without a GPU" >&2
+      exit 1
+    fi
+    grep -q "CUDA is not available" /tmp/gpu_check.err || {
+      cat /tmp/gpu_check.err >&2
+      exit 1
+    }
+    echo "checked: without a GPU the CUDA build says: $(head -c 120 /tmp/gpu_check.err)…"
+  fi
   rm -rf .gpu
-  mkdir -p .gpu/data
-  for bin in train_dense train_cnn; do
-    strip -o ".gpu/$bin" "target/cuda/release/$bin"
+  mkdir -p .gpu/data .gpu/images
+  for bin in $BINS; do
+    strip -o ".gpu/$bin" "$built/$bin"
+    gzip -9 ".gpu/$bin"
   done
   data=${FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
   [ -d data/fashion-mnist ] && data=data/fashion-mnist
   cp "$data"/*-ubyte* .gpu/data/
   cp bench/reference.py .gpu/
+  cp scripts/gpu_check.sh .gpu/
+  # three test images as PNG files, for predict
+  python3 - "$data" .gpu/images <<'EOF'
+import gzip, os, struct, sys, zlib
+data, out = sys.argv[1], sys.argv[2]
+path = os.path.join(data, "t10k-images-idx3-ubyte")
+raw = (gzip.open(path + ".gz") if os.path.exists(path + ".gz") else open(path, "rb")).read()[16:]
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+for i in range(3):
+    rows = b"".join(b"\0" + raw[i * 784 + r * 28:i * 784 + (r + 1) * 28] for r in range(28))
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    open(os.path.join(out, f"test-{i}.png"), "wb").write(png)
+EOF
   du -sh .gpu
-  echo "ready: run 'scripts/gpu_check.sh run' on the GPU machine with .gpu/ beside it"
+  echo "ready: carry .gpu and run 'scripts/gpu_check.sh run' (or .gpu/gpu_check.sh run) there"
 }
 
-epoch_seconds() { # mean seconds of the epochs after the first (warm-up) in a log
-  awk '/^epoch/ { for (i = 1; i <= NF; i++) if ($i == "s") t = $(i - 1); n++; if (n > 1) { s += t; m++ } }
-       / seconds / { for (i = 1; i <= NF; i++) if ($i == "seconds") t = $(i + 1); n++; if (n > 1) { s += t; m++ } }
+# Seconds per epoch of epochs 2 to $2 (the first warms up) of a run folder's metrics.csv.
+run_seconds() {
+  awk -F, -v last="$2" 'NR > 2 && $1 <= last { s += $6; n++ } END { if (n) printf "%.2f", s / n; else print "nan" }' "$1/metrics.csv"
+}
+# The same from a log of bench/reference.py.
+torch_seconds() {
+  awk '/ seconds / { for (i = 1; i <= NF; i++) if ($i == "seconds") t = $(i + 1); n++; if (n > 1) { s += t; m++ } }
        END { if (m) printf "%.2f", s / m; else print "nan" }' "$1"
 }
+# The test accuracy of epoch $2 of a run folder (later rows are from the resume steps).
+accuracy() { awk -F, -v e="$2" '$1 == e { print $5 }' "$1/metrics.csv"; }
 
 run() {
   out=${OUT:-.gpu/out}
-  mkdir -p "$out"
+  mkdir -p "$out" .gpu/bin
   torch_dir=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
   export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  for bin in $BINS; do
+    gzip -dc ".gpu/$bin.gz" >".gpu/bin/$bin"
+    chmod +x ".gpu/bin/$bin"
+  done
   {
-    nvidia-smi -L
-    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+    nvidia-smi -L || true
+    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
+                torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")'
   } 2>&1 | tee "$out/device.txt"
-  chmod +x .gpu/train_dense .gpu/train_cnn
-  .gpu/train_dense --device cuda --data-dir .gpu/data --epochs "$EPOCHS_DENSE" --quiet \
-    --out "$out/dense" 2>&1 | tee "$out/train_dense.log"
-  .gpu/train_cnn --device cuda --data-dir .gpu/data --epochs "$EPOCHS_CNN" --quiet \
-    --out "$out/cnn" 2>&1 | tee "$out/train_cnn.log"
-  # the strong recipe's augmentation, batch norm and schedule on the GPU
-  .gpu/train_cnn --device cuda --recipe strong --data-dir .gpu/data --epochs "$EPOCHS_STRONG" \
-    --quiet --out "$out/strong" 2>&1 | tee "$out/train_cnn_strong.log"
-  python3 .gpu/reference.py --model dense --device cuda --epochs "$EPOCHS_DENSE" \
-    --data-dir .gpu/data 2>&1 | tee "$out/pytorch_dense.log"
-  python3 .gpu/reference.py --model cnn --device cuda --epochs "$EPOCHS_CNN" \
-    --data-dir .gpu/data 2>&1 | tee "$out/pytorch_cnn.log"
-  {
-    echo "seconds per epoch after the first (training and test scoring), batch 32:"
-    for m in dense cnn; do
-      ours=$(epoch_seconds "$out/train_$m.log")
-      theirs=$(epoch_seconds "$out/pytorch_$m.log")
-      ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
-      echo "$m: fashion-tch $ours s, PyTorch eager $theirs s, ratio $ratio"
-    done
-  } | tee "$out/summary.txt"
+  : >"$out/steps.txt"
+  local b=.gpu/bin d=.gpu/data
+  local gpu=(--device "$DEVICE" --data-dir "$d" --quiet)
+  local ref=(python3 .gpu/reference.py --device "$DEVICE" --data-dir "$d")
+  # accuracy and speed in float32, then bf16
+  step dense "$b/train_dense" "${gpu[@]}" --epochs "$DENSE_EPOCHS" --out "$out/dense"
+  step cnn "$b/train_cnn" "${gpu[@]}" --epochs "$CNN_EPOCHS" --out "$out/cnn"
+  step strong "$b/train_cnn" "${gpu[@]}" --recipe strong --epochs "$STRONG_EPOCHS" --out "$out/strong"
+  step dense-bf16 "$b/train_dense" "${gpu[@]}" --epochs "$DENSE_EPOCHS" --precision bf16 --out "$out/dense-bf16"
+  step cnn-bf16 "$b/train_cnn" "${gpu[@]}" --epochs "$CNN_EPOCHS" --precision bf16 --out "$out/cnn-bf16"
+  step pytorch-dense "${ref[@]}" --model dense --epochs "$DENSE_EPOCHS"
+  step pytorch-cnn "${ref[@]}" --model cnn --epochs "$CNN_EPOCHS"
+  step pytorch-cnn-cl "${ref[@]}" --model cnn --epochs "$CNN_EPOCHS" --channels-last
+  # every other binary on the GPU
+  step evaluate "$b/evaluate" "$out/cnn" --device "$DEVICE" --data-dir "$d"
+  step predict "$b/predict" "$out/cnn" .gpu/images --json --device "$DEVICE" --data-dir "$d" --test-index 0..8
+  step compare "$b/compare" "$out/dense" "$out/cnn" --out "$out/compare.svg"
+  step sweep "$b/sweep" --model dense --hidden 32,64 --epochs 1,2 "${gpu[@]}" --out "$out/sweep"
+  step export "$b/export" "$out/cnn" --out "$out/cnn.pt"
+  step export-python python3 -c "import torch; m = torch.jit.load('$out/cnn.pt', map_location='$DEVICE'); print(m(torch.rand(4, 1, 28, 28, device='$DEVICE')).shape)"
+  step resume "$b/train_dense" --resume "$out/dense" --epochs 1 "${gpu[@]}"
+  # runs moved between the devices: weights and checkpoints do not depend on them
+  step evaluate-on-cpu "$b/evaluate" "$out/cnn" --device cpu --data-dir "$d"
+  step resume-on-cpu "$b/train_cnn" --resume "$out/cnn" --epochs 1 --device cpu --data-dir "$d" --quiet
+  step cpu-run "$b/train_dense" --device cpu --epochs 1 --data-dir "$d" --quiet --out "$out/cpu-dense"
+  step resume-on-gpu "$b/train_dense" --resume "$out/cpu-dense" --epochs 1 "${gpu[@]}"
+  summary "$out" | tee "$out/summary.txt"
+}
+
+# Runs one named step under its time limit, its output in $out/NAME.log.
+step() {
+  local name=$1
+  shift
+  if [ -n "${ONLY:-}" ] && ! grep -qw "${name%%-*}" <<<"$ONLY" && ! grep -qw "$name" <<<"$ONLY"; then
+    return 0
+  fi
+  local started=$SECONDS status=0
+  timeout "${STEP_SECONDS:-300}" "$@" >"$out/$name.log" 2>&1 || status=$?
+  echo "$name: exit $status, $((SECONDS - started)) s" | tee -a "$out/steps.txt"
+}
+
+summary() {
+  local out=$1
+  echo "device: $(tail -1 "$out/device.txt")"
+  echo
+  echo "| run | test accuracy | bound | seconds per epoch after the first |"
+  echo "|---|---:|---:|---:|"
+  local d=$DENSE_EPOCHS c=$CNN_EPOCHS
+  for run in dense:$d:0.865 cnn:$c:0.910 strong:$STRONG_EPOCHS:0.935 dense-bf16:$d:0.865 cnn-bf16:$c:0.910; do
+    local name epochs bound
+    IFS=: read -r name epochs bound <<<"$run"
+    [ -f "$out/$name/metrics.csv" ] || continue
+    echo "| $name | $(accuracy "$out/$name" "$epochs") | $bound | $(run_seconds "$out/$name" "$epochs") |"
+  done
+  echo
+  echo "| model | fashion-tch s/epoch | PyTorch eager | PyTorch channels-last | ours / best PyTorch |"
+  echo "|---|---:|---:|---:|---:|"
+  for model in dense cnn; do
+    [ -f "$out/$model/metrics.csv" ] || continue
+    local ours theirs cl best
+    ours=$(run_seconds "$out/$model" "$([ "$model" = cnn ] && echo "$CNN_EPOCHS" || echo "$DENSE_EPOCHS")")
+    theirs=$(torch_seconds "$out/pytorch-$model.log")
+    cl=$([ "$model" = cnn ] && torch_seconds "$out/pytorch-cnn-cl.log" || echo "–")
+    best=$(awk -v a="$theirs" -v b="$cl" 'BEGIN { if (b != "–" && b < a) a = b; print a }')
+    echo "| $model | $ours | $theirs | $cl | $(awk -v o="$ours" -v b="$best" 'BEGIN { printf "%.2f", o / b }') |"
+  done
+  echo
+  cat "$out/steps.txt"
 }
 
 case "${1:-}" in
   prepare) prepare ;;
   run) run ;;
   *)
-    sed -n '2,13p' "$0"
+    sed -n '2,20p' "$0"
     exit 2
     ;;
 esac

@@ -10,7 +10,7 @@ use clap::Args;
 
 use crate::device::DeviceChoice;
 use crate::models::{ModelKind, CONVS_PER_BLOCK, MAX_BLOCKS};
-use crate::recipe::{Recipe, RecipeFlags};
+use crate::recipe::{Precision, Recipe, RecipeFlags};
 use crate::run_dir::{self, resume, Weights};
 use crate::stop;
 use crate::train::{Interrupted, Resume, TrainOptions};
@@ -53,6 +53,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub keep_best: bool,
 
+    /// The training step's arithmetic: f32, or bf16 (CUDA only: autocast runs matrix
+    /// products and convolutions in bfloat16; the weights, Adam and the loss stay
+    /// float32) [default: f32]
+    #[arg(long, value_enum, value_name = "f32|bf16")]
+    pub precision: Option<Precision>,
+
     /// Minutes between checkpoints within an epoch (one is also saved at every epoch's
     /// end and on Ctrl-C); a kill or power cut loses at most this much work
     #[arg(long, value_name = "MINUTES", default_value_t = 5.0, value_parser = positive_f64)]
@@ -77,6 +83,7 @@ impl TrainArgs {
             learning_rate: self.lr,
             validation: self.validation,
             early_stop: self.early_stop,
+            precision: self.precision,
             ..RecipeFlags::default()
         }
     }

@@ -37,6 +37,36 @@ pub struct Recipe {
     /// Stop when validation accuracy has not improved for this many epochs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stop: Option<u32>,
+    /// The forward pass's arithmetic (the weights and Adam's state stay float32).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
+}
+
+/// The arithmetic of the training step's forward pass (`--precision`).
+#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 throughout.
+    #[default]
+    F32,
+    /// CUDA autocast in bfloat16: matrix products and convolutions in bfloat16, the loss
+    /// and the weights in float32 (CUDA only).
+    Bf16,
+}
+
+impl Precision {
+    fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
 }
 
 /// The optimiser (see [`crate::optim`]).
@@ -102,6 +132,7 @@ impl Recipe {
             epochs,
             validation_images: 0,
             early_stop: None,
+            precision: Precision::F32,
         }
     }
 
@@ -130,6 +161,7 @@ impl Recipe {
             epochs: 18,
             validation_images: 5_000,
             early_stop: None,
+            precision: Precision::F32,
         }
     }
 
@@ -195,6 +227,7 @@ impl Recipe {
         flags.push(("--validation", self.validation_images.to_string()));
         let patience = self.early_stop.map_or("off".into(), |n| n.to_string());
         flags.push(("--early-stop", patience));
+        flags.push(("--precision", self.precision.to_string()));
         flags
     }
 
@@ -252,6 +285,8 @@ pub struct RecipeFlags {
     pub validation: Option<u32>,
     /// `--early-stop`.
     pub early_stop: Option<u32>,
+    /// `--precision`.
+    pub precision: Option<Precision>,
 }
 
 impl RecipeFlags {
@@ -318,6 +353,7 @@ impl RecipeFlags {
             epochs: self.epochs.unwrap_or(base.epochs),
             validation_images: self.validation.unwrap_or(base.validation_images),
             early_stop: self.early_stop.or(base.early_stop),
+            precision: self.precision.unwrap_or(base.precision),
             ..base
         })
     }

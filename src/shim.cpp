@@ -1,7 +1,9 @@
 // What tch has no binding for, called from src/shim.rs: libtorch's fused Adam and AdamW
-// (one dispatch for every parameter tensor, in parallel on the CPU, one kernel on a GPU).
+// (one dispatch for every parameter tensor, in parallel on the CPU, one kernel on a GPU),
+// and CUDA autocast in bfloat16 (tch's autocast keeps libtorch's default, float16).
 // Every function catches libtorch's exceptions and returns their message instead, so
 // nothing unwinds into Rust.
+#include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_adamw.h>
@@ -46,6 +48,18 @@ extern "C" int fashion_tch_fused_adam(at::Tensor** params, at::Tensor** grads,
                         list(exp_avg_sqs, n), {}, steps, lr, beta1, beta2, weight_decay, eps,
                         /*amsgrad=*/false, /*maximize=*/false);
     }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e.what(), error, error_len);
+  }
+}
+
+// Turns CUDA autocast on in bfloat16, or off (and drops the cast weights it cached).
+extern "C" int fashion_tch_cuda_autocast_bf16(int enabled, char* error, size_t error_len) {
+  try {
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, enabled != 0);
+    if (enabled == 0) at::autocast::clear_cache();
     return 0;
   } catch (const std::exception& e) {
     return fail(e.what(), error, error_len);

@@ -22,6 +22,12 @@ extern "C" {
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
+
+    fn fashion_tch_cuda_autocast_bf16(
+        enabled: c_int,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
 }
 
 /// The scalars of one Adam step.
@@ -76,10 +82,35 @@ pub fn fused_adam(
             error.len(),
         )
     };
+    check(failed, &error, "libtorch's fused Adam")
+}
+
+/// Runs `f` under CUDA autocast in bfloat16: matrix products and convolutions on CUDA
+/// tensors take bfloat16 copies of their inputs (the weights stay float32), and ops that
+/// need the range, such as the loss, run in float32. Cast weights are dropped after, as
+/// they change every step.
+pub fn cuda_autocast_bf16<T>(f: impl FnOnce() -> T) -> Result<T> {
+    set_cuda_autocast_bf16(true)?;
+    let result = f();
+    set_cuda_autocast_bf16(false)?;
+    Ok(result)
+}
+
+fn set_cuda_autocast_bf16(enabled: bool) -> Result<()> {
+    let mut error = [0 as c_char; 512];
+    // SAFETY: `error` is a buffer of its stated length.
+    let failed = unsafe {
+        fashion_tch_cuda_autocast_bf16(c_int::from(enabled), error.as_mut_ptr(), error.len())
+    };
+    check(failed, &error, "switching CUDA autocast")
+}
+
+/// `Err` with the shim's message when `failed` is not 0.
+fn check(failed: c_int, error: &[c_char], what: &str) -> Result<()> {
     if failed != 0 {
         // SAFETY: the shim wrote a NUL-terminated message into `error`.
         let msg = unsafe { CStr::from_ptr(error.as_ptr()) }.to_string_lossy();
-        bail!("libtorch's fused Adam failed: {msg}");
+        bail!("{what} failed: {msg}");
     }
     Ok(())
 }

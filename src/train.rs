@@ -20,10 +20,11 @@ use crate::device::{self, DeviceChoice};
 use crate::models;
 use crate::optim::Adam;
 use crate::progress;
-use crate::recipe::{self, Optimizer, Recipe};
+use crate::recipe::{self, Optimizer, Precision, Recipe};
 use crate::run_dir::checkpoint::{self, Position, State};
 use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir};
 use crate::score;
+use crate::shim;
 use crate::stop;
 
 /// Everything a training run needs; the binaries fill it from their flags.
@@ -120,6 +121,11 @@ impl std::error::Error for Interrupted {}
 pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     stop::install();
     let device = opts.device.resolve()?;
+    ensure!(
+        opts.recipe.precision == Precision::F32 || device.is_cuda(),
+        "--precision bf16 runs the training step under CUDA autocast, and this run is on \
+         the CPU; use --precision f32 (the default) or --device cuda"
+    );
     device::configure(device, opts.threads);
     let data = data::load(opts.data_dir.as_deref(), device)?;
     let held_out = held_out(opts, &data)?;
@@ -382,8 +388,23 @@ impl<'a> Run<'a> {
             xs = recipe::augment(&xs);
         }
         let ys = train.labels.index_select(0, idx); // [b]
-        let logits = self.net.forward_t(&xs, true); // [b, 10]
-        let loss = recipe.loss(&logits, &ys);
+        let forward = || {
+            let logits = self.net.forward_t(&xs, true); // [b, 10]
+            let loss = recipe.loss(&logits, &ys);
+            (logits, loss)
+        };
+        let (logits, loss) = match recipe.precision {
+            Precision::F32 => forward(),
+            Precision::Bf16 => shim::cuda_autocast_bf16(forward)?,
+        };
+        if run_step == 0 && recipe.precision != Precision::F32 {
+            // what autocast really ran, rather than what was asked
+            crate::out!(
+                "--precision {}: the network's output came out as {:?}",
+                recipe.precision,
+                logits.kind()
+            )?;
+        }
         self.adam.backward_step(&loss, at.learning_rate, at.beta1)?;
         sums.add(&loss, &logits, &ys);
         Ok(())
