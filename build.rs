@@ -21,9 +21,12 @@ fn torch_lib_dir() -> Option<PathBuf> {
                 "import os, torch; print(os.path.dirname(torch.__file__))",
             ])
             .output()
-            .ok()?;
+            .ok()
+            .filter(|o| o.status.success())?;
         let torch = String::from_utf8(out.stdout).ok()?;
-        return Some(PathBuf::from(torch.trim()).join("lib"));
+        let torch = torch.trim();
+        // torch-sys explains a Python without torch; no shim is built against nothing
+        return (!torch.is_empty()).then(|| PathBuf::from(torch).join("lib"));
     }
     if let Some(lib) = std::env::var_os("LIBTORCH_LIB") {
         return Some(PathBuf::from(lib).join("lib"));

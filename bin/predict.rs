@@ -31,7 +31,7 @@ struct Cli {
     invert: Invert,
     /// Print one JSON array for scripts: per file its top classes and probabilities, or
     /// the error that kept it from being read
-    #[arg(long)]
+    #[arg(long, conflicts_with = "test_index")]
     json: bool,
     #[command(flatten)]
     data: cli::DataArgs,
@@ -49,6 +49,15 @@ fn main() -> ExitCode {
         let device = args.device.resolve()?;
         let run = run_dir::load_run(&args.saved.run, args.saved.weights.weights, device)?;
         let files = predict::image_files(&args.images)?;
+        ensure!(
+            !files.is_empty() || args.test_index.is_some(),
+            "found no files to classify in {}",
+            args.images
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let records = predict::classify_files(&run.net, &files, args.invert, device, 3);
         report(&records, args.json)?;
         if let Some(range) = &args.test_index {

@@ -29,6 +29,11 @@ struct Cli {
     /// for every block, or one per block, e.g. 1,2 [default: 1; 1,2 with --recipe strong]
     #[arg(long, value_parser = cli::parse_convs)]
     convs: Option<std::vec::Vec<i64>>,
+    /// Score each image as the average of the network's logits for it and for its mirror
+    /// image (test-time augmentation) in validation, testing, evaluate, predict and
+    /// export [default: false]
+    #[arg(long, value_name = "true|false")]
+    mirror_average: Option<bool>,
     /// Units in the hidden dense layer [default: 128; 256 with --recipe strong]
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     hidden: Option<i64>,
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         hidden: args.hidden,
         filters: args.filters,
         convs: args.convs,
+        mirror_average: args.mirror_average,
         ..args.common.recipe_flags()
     };
     if args.common.run.resume.is_none() {

@@ -14,8 +14,10 @@
 #                                  speed ratio, and runs moved between the GPU and the CPU;
 #                                  logs and a summary in $OUT (or .gpu/out)
 #
-# Each step has its own time limit (STEP_SECONDS, default 300), so one that hangs cannot
-# take the rest with it; the whole run takes about 5 minutes on an H100 by estimate.
+# Each step has its own time limit (STEP_SECONDS, default 150), so one that hangs cannot
+# take the rest with it; the whole run takes about 5 minutes on an H100 by estimate. The
+# runs and logs go to .gpu/out; $OUT gets the summary, the step list, the device and one
+# logs.tgz (the device tool brings back a few files only), also when a step fails.
 # ONLY="dense cnn" runs only the steps whose names start with those words.
 # DENSE_EPOCHS, CNN_EPOCHS, STRONG_EPOCHS (5, 10, 18) and GPU_CHECK_DEVICE (cuda) exist
 # for a quick rehearsal of the script on a CPU machine.
@@ -93,8 +95,10 @@ torch_seconds() {
 accuracy() { awk -F, -v e="$2" '$1 == e { print $5 }' "$1/metrics.csv"; }
 
 run() {
-  out=${OUT:-.gpu/out}
+  out=.gpu/out
+  rm -rf "$out"
   mkdir -p "$out" .gpu/bin
+  trap pack EXIT
   torch_dir=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))')
   export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   for bin in $BINS; do
@@ -102,9 +106,10 @@ run() {
     chmod +x ".gpu/bin/$bin"
   done
   {
+    date -u
     nvidia-smi -L || true
     python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
-                torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")'
+                torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")' || true
   } 2>&1 | tee "$out/device.txt"
   : >"$out/steps.txt"
   local b=.gpu/bin d=.gpu/data
@@ -132,7 +137,15 @@ run() {
   step resume-on-cpu "$b/train_cnn" --resume "$out/cnn" --epochs 1 --device cpu --data-dir "$d" --quiet
   step cpu-run "$b/train_dense" --device cpu --epochs 1 --data-dir "$d" --quiet --out "$out/cpu-dense"
   step resume-on-gpu "$b/train_dense" --resume "$out/cpu-dense" --epochs 1 "${gpu[@]}"
-  summary "$out" | tee "$out/summary.txt"
+}
+
+# The summary, and what comes back: into $OUT when it is set.
+pack() {
+  summary "$out" | tee "$out/summary.txt" || true
+  if [ -n "${OUT:-}" ]; then
+    cp "$out/summary.txt" "$out/steps.txt" "$out/device.txt" "$OUT/" 2>/dev/null || true
+    tar czf "$OUT/logs.tgz" --exclude='*.safetensors' --exclude='*.pt' -C "$out" . || true
+  fi
 }
 
 # Runs one named step under its time limit, its output in $out/NAME.log.
@@ -143,8 +156,11 @@ step() {
     return 0
   fi
   local started=$SECONDS status=0
-  timeout "${STEP_SECONDS:-300}" "$@" >"$out/$name.log" 2>&1 || status=$?
+  PYTHONUNBUFFERED=1 timeout "${STEP_SECONDS:-150}" "$@" >"$out/$name.log" 2>&1 || status=$?
   echo "$name: exit $status, $((SECONDS - started)) s" | tee -a "$out/steps.txt"
+  if [ "$status" != 0 ]; then
+    tail -n 5 "$out/$name.log" | sed "s/^/  $name: /"
+  fi
 }
 
 summary() {
@@ -167,8 +183,8 @@ summary() {
     [ -f "$out/$model/metrics.csv" ] || continue
     local ours theirs cl best
     ours=$(run_seconds "$out/$model" "$([ "$model" = cnn ] && echo "$CNN_EPOCHS" || echo "$DENSE_EPOCHS")")
-    theirs=$(torch_seconds "$out/pytorch-$model.log")
-    cl=$([ "$model" = cnn ] && torch_seconds "$out/pytorch-cnn-cl.log" || echo "–")
+    theirs=$(torch_seconds "$out/pytorch-$model.log" 2>/dev/null || echo nan)
+    cl=$([ "$model" = cnn ] && torch_seconds "$out/pytorch-cnn-cl.log" 2>/dev/null || echo "–")
     best=$(awk -v a="$theirs" -v b="$cl" 'BEGIN { if (b != "–" && b < a) a = b; print a }')
     echo "| $model | $ours | $theirs | $cl | $(awk -v o="$ours" -v b="$best" 'BEGIN { printf "%.2f", o / b }') |"
   done

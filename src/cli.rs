@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use crate::device::DeviceChoice;
@@ -61,7 +61,7 @@ pub struct TrainArgs {
 
     /// Minutes between checkpoints within an epoch (one is also saved at every epoch's
     /// end and on Ctrl-C); a kill or power cut loses at most this much work
-    #[arg(long, value_name = "MINUTES", default_value_t = 5.0, value_parser = positive_f64)]
+    #[arg(long, value_name = "MINUTES", default_value_t = 5.0, value_parser = minutes)]
     pub checkpoint_every: f64,
 
     /// With --resume (or a rerun of sweep) on a run folder made before checkpoints
@@ -107,10 +107,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
-    /// Continue the run in DIR exactly where it stopped (after Ctrl-C, a kill or a crash:
-    /// at its last checkpoint), to the very numbers it would have reached. --epochs N
-    /// trains N more epochs; without it, the run finishes its planned epochs. The model,
-    /// recipe, batch size, learning rate, validation split and seed are the run's own
+    /// Continue the run in DIR where it stopped (after Ctrl-C, a kill or a crash: at its
+    /// last checkpoint); on the CPU with the same --threads, to the very numbers it would
+    /// have reached. --epochs N trains N more epochs (a longer plan: the strong recipe's
+    /// schedule then changes); without it, the run finishes its planned epochs. The
+    /// model, recipe, batch size, learning rate, validation split and seed are the run's
+    /// own
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
 }
@@ -153,7 +155,7 @@ pub struct DeviceArgs {
     pub device: DeviceChoice,
 
     /// CPU threads for libtorch [default: libtorch's choice, one per physical core]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 }
 
@@ -193,6 +195,9 @@ impl CommonArgs {
     /// --resume, the run's own config, which the flags may not contradict
     /// ([`resume::plan`]).
     pub fn train_options(&self, kind: ModelKind, flags: &RecipeFlags) -> Result<TrainOptions> {
+        if self.train.fresh_optimizer && self.run.resume.is_none() {
+            bail!("--fresh-optimizer goes with --resume DIR: it says how to go on with an old run");
+        }
         let recipe = flags.recipe(kind).map_err(|msg| anyhow!(msg))?;
         let mut options = options(&self.train, &self.data, &self.device, recipe);
         options.out = self.run.out.clone();
@@ -200,6 +205,12 @@ impl CommonArgs {
             let t = &self.train;
             let plan = resume::plan(run, kind, flags, t.seed, t.fresh_optimizer)?;
             options.validation = Some(plan.config.recipe.validation_images);
+            // the run's own data, unless --data-dir says otherwise
+            if options.data_dir.is_none() && plan.config.data_dir.is_dir() {
+                options.data_dir = Some(plan.config.data_dir.clone());
+            }
+            // a run that stopped early, told to go on: patience counts afresh
+            options.patience_from = plan.stopped_early.map(|_| plan.done);
             options.recipe = plan.config.recipe;
             options.seed = plan.config.seed;
             options.out = Some(run.clone());
@@ -233,6 +244,15 @@ pub fn options(
         checkpoint_every: train.checkpoint_every(),
         after_epoch: run_dir::draw_curves,
         keep_best: train.keep_best,
+        patience_from: None,
+    }
+}
+
+/// Parses minutes above 0 and at most a year (`--checkpoint-every`).
+fn minutes(s: &str) -> Result<f64, String> {
+    match positive_f64(s)? {
+        m if m <= 525_600.0 => Ok(m),
+        _ => Err(format!("{s} minutes is more than a year")),
     }
 }
 

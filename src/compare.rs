@@ -11,6 +11,7 @@ use crate::run_dir::{self, EpochMetrics, RunConfig, Weights};
 /// One run's folder (as given), config and metrics.
 pub struct RunSummary {
     pub name: String,
+    pub path: PathBuf,
     pub config: RunConfig,
     pub metrics: Vec<EpochMetrics>,
 }
@@ -18,7 +19,7 @@ pub struct RunSummary {
 impl RunSummary {
     /// The row of the epoch whose weights `which` names.
     pub fn row(&self, which: Weights) -> &EpochMetrics {
-        let epoch = which.epoch(&self.config, self.metrics.len() as u32);
+        let (_, epoch) = which.choose(&self.path, self.metrics.len() as u32);
         self.metrics
             .iter()
             .find(|m| m.epoch == epoch)
@@ -39,6 +40,7 @@ pub fn read_runs(runs: &[PathBuf]) -> Result<Vec<RunSummary>> {
             );
             Ok(RunSummary {
                 name: run.display().to_string(),
+                path: run.clone(),
                 config: run_dir::read_config(run)?,
                 metrics,
             })

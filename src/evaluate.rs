@@ -33,7 +33,6 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     let loaded = run_dir::load_run(run, which, device)?;
     let metrics = run_dir::read_metrics(run)?;
-    let epoch = which.epoch(&loaded.config, metrics.len() as u32);
     let data = data::load(data_dir, device)?;
     let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let report = Report::from_logits(&logits, &data.test.labels);
@@ -55,8 +54,8 @@ pub fn evaluate(
     Ok(Evaluation {
         report,
         pictures,
+        epoch: loaded.epoch,
         weights: loaded.weights,
-        epoch,
     })
 }
 

@@ -31,7 +31,6 @@ pub fn export(run: &Path, which: Weights, out: &Path) -> Result<Exported> {
     let mut loaded = run_dir::load_run(run, which, Device::Cpu)?;
     // the weights become the module's constants, which must not ask for gradients
     loaded.vs.freeze();
-    let finished = run_dir::read_metrics(run)?.len() as u32;
     let side = SIDE as i64;
     let example = Tensor::zeros([2, 1, side, side], (Kind::Float, Device::Cpu));
     let module = tch::no_grad(|| {
@@ -45,7 +44,7 @@ pub fn export(run: &Path, which: Weights, out: &Path) -> Result<Exported> {
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(Exported {
         path: out.to_path_buf(),
-        epoch: which.epoch(&loaded.config, finished),
+        epoch: loaded.epoch,
         weights: loaded.weights,
     })
 }

@@ -25,7 +25,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        // the rename itself, on disk: the folder's entry
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        fs::File::open(folder.unwrap_or(Path::new("."))).and_then(|d| d.sync_all())
     };
     let result = write().with_context(|| format!("writing {}", path.display()));
     if result.is_err() {

@@ -33,7 +33,30 @@ pub enum ModelSpec {
         /// The probability of zeroing an input of each dense layer while training.
         #[serde(default, skip_serializing_if = "is_zero")]
         dropout: f64,
+        /// Outside training, average the logits of each image and of its mirror image
+        /// (test-time augmentation: a garment mirrored is the same garment).
+        #[serde(default, skip_serializing_if = "is_false")]
+        mirror_average: bool,
     },
+}
+
+/// A network built from a [`ModelSpec`]: its layers, and whether it averages each
+/// image with its mirror image outside training.
+#[derive(Debug)]
+pub struct Network {
+    layers: nn::SequentialT,
+    mirror_average: bool,
+}
+
+impl nn::ModuleT for Network {
+    fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
+        let logits = self.layers.forward_t(xs, train);
+        if train || !self.mirror_average {
+            return logits;
+        }
+        let mirrored = self.layers.forward_t(&xs.flip([3]), false); // left to right
+        (logits + mirrored) / 2.0
+    }
 }
 
 /// Convolutions in each block of a CNN, the last count repeating for any further blocks:
@@ -161,6 +184,7 @@ impl ModelSpec {
             convs: Convs::default(),
             batch_norm: false,
             dropout: 0.0,
+            mirror_average: false,
         }
     }
 
@@ -178,11 +202,14 @@ impl ModelSpec {
     }
 
     /// Builds the network with its variables under `vs`.
-    pub fn build(&self, vs: &nn::Path) -> nn::SequentialT {
+    pub fn build(&self, vs: &nn::Path) -> Network {
         match *self {
             ModelSpec::Dense { hidden } => {
                 let net = nn::seq_t().add_fn(|xs| xs.flatten(1, -1)); // [b, 784]
-                dense_head(net, vs, SIDE_I64 * SIDE_I64, hidden, 0.0)
+                Network {
+                    layers: dense_head(net, vs, SIDE_I64 * SIDE_I64, hidden, 0.0),
+                    mirror_average: false,
+                }
             }
             ModelSpec::Cnn {
                 ref filters,
@@ -190,6 +217,7 @@ impl ModelSpec {
                 ref convs,
                 batch_norm,
                 dropout,
+                mirror_average,
             } => {
                 let mut net = nn::seq_t();
                 let (mut channels, mut side) = (1, SIDE_I64);
@@ -199,7 +227,10 @@ impl ModelSpec {
                     (channels, side) = (out, side / 2); // [b, out, side/2, side/2]
                 }
                 let net = net.add_fn(|xs| xs.flatten(1, -1)); // [b, channels * side²]
-                dense_head(net, vs, channels * side * side, hidden, dropout)
+                Network {
+                    layers: dense_head(net, vs, channels * side * side, hidden, dropout),
+                    mirror_average,
+                }
             }
         }
     }
@@ -345,6 +376,7 @@ mod tests {
             convs: Convs::each(2),
             batch_norm: true,
             dropout: 0.5,
+            mirror_average: false,
         };
         let net = spec.build(&vs.root());
         let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
@@ -372,6 +404,7 @@ mod tests {
                 convs,
                 batch_norm: true,
                 dropout: 0.3,
+                mirror_average: false,
             };
             let back: ModelSpec =
                 serde_json::from_str(&serde_json::to_string(&strong).unwrap()).unwrap();
@@ -405,6 +438,7 @@ mod tests {
             convs: Convs::new(vec![1, 2]),
             batch_norm: false,
             dropout: 0.0,
+            mirror_average: false,
         };
         let vs = nn::VarStore::new(Device::Cpu);
         let _net = spec.build(&vs.root());

@@ -151,6 +151,7 @@ impl Recipe {
                 convs: Convs::new(vec![1, 2]),
                 batch_norm: true,
                 dropout: 0.1,
+                mirror_average: false,
             },
             optimizer: Optimizer::AdamW { weight_decay: 0.05 },
             schedule: Schedule::OneCycle,
@@ -162,6 +163,53 @@ impl Recipe {
             validation_images: 5_000,
             early_stop: None,
             precision: Precision::F32,
+        }
+    }
+
+    /// Errs, naming the setting, when the recipe cannot train (a hand-edited
+    /// `config.json`): no batch, a learning rate that is not above 0, a probability out
+    /// of range, or layers without units.
+    pub fn check(&self) -> Result<(), String> {
+        let probability = |p: f64| (0.0..1.0).contains(&p);
+        let model_ok = match &self.model {
+            ModelSpec::Dense { hidden } => *hidden >= 1,
+            ModelSpec::Cnn {
+                filters,
+                hidden,
+                dropout,
+                ..
+            } => {
+                *hidden >= 1
+                    && !filters.is_empty()
+                    && filters.len() <= crate::models::MAX_BLOCKS
+                    && filters.iter().all(|&f| f >= 1)
+                    && probability(*dropout)
+            }
+        };
+        let decay_ok = match self.optimizer {
+            Optimizer::Adam => true,
+            Optimizer::AdamW { weight_decay } => weight_decay >= 0.0,
+        };
+        let checks = [
+            (self.batch_size >= 1, "batch_size must be 1 or more"),
+            (
+                self.learning_rate > 0.0 && self.learning_rate.is_finite(),
+                "learning_rate must be above 0",
+            ),
+            (self.epochs >= 1, "epochs must be 1 or more"),
+            (
+                probability(self.label_smoothing),
+                "label_smoothing must be in [0, 1)",
+            ),
+            (decay_ok, "weight_decay must not be negative"),
+            (
+                model_ok,
+                "the model needs units in every layer, 1 to 4 blocks, dropout in [0, 1)",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, what)) => Err(format!("its recipe cannot train: {what}")),
+            None => Ok(()),
         }
     }
 
@@ -214,11 +262,13 @@ impl Recipe {
                 filters,
                 hidden,
                 convs,
+                mirror_average,
                 ..
             } => {
                 flags.push(("--filters", comma_list(filters)));
                 flags.push(("--convs", convs.to_string()));
                 flags.push(("--hidden", hidden.to_string()));
+                flags.push(("--mirror-average", mirror_average.to_string()));
             }
         }
         flags.push(("--batch-size", self.batch_size.to_string()));
@@ -278,6 +328,8 @@ pub struct RecipeFlags {
     pub filters: Option<Vec<i64>>,
     /// `--convs` (CNN only).
     pub convs: Option<Vec<i64>>,
+    /// `--mirror-average` (CNN only).
+    pub mirror_average: Option<bool>,
     pub batch_size: Option<usize>,
     pub learning_rate: Option<f64>,
     pub epochs: Option<u32>,
@@ -316,6 +368,7 @@ impl RecipeFlags {
                 convs,
                 batch_norm,
                 dropout,
+                mirror_average,
             } => {
                 let which = if self.filters.is_none() {
                     " (the default)"
@@ -343,6 +396,7 @@ impl RecipeFlags {
                     convs,
                     batch_norm,
                     dropout,
+                    mirror_average: self.mirror_average.unwrap_or(mirror_average),
                 }
             }
         };

@@ -5,6 +5,7 @@
 // nothing unwinds into Rust.
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_adamw.h>
 
@@ -23,6 +24,22 @@ int fail(const char* what, char* error, size_t error_len) {
   return 1;
 }
 
+// Runs `body`, turning any exception into its message in the caller's buffer: libtorch's
+// own without its C++ backtrace.
+template <typename F>
+int guarded(F body, char* error, size_t error_len) {
+  try {
+    body();
+    return 0;
+  } catch (const c10::Error& e) {
+    return fail(e.what_without_backtrace(), error, error_len);
+  } catch (const std::exception& e) {
+    return fail(e.what(), error, error_len);
+  } catch (...) {
+    return fail("an unknown C++ exception", error, error_len);
+  }
+}
+
 std::vector<at::Tensor> list(at::Tensor** tensors, int n) {
   std::vector<at::Tensor> out;
   out.reserve(n);
@@ -37,31 +54,29 @@ extern "C" int fashion_tch_fused_adam(at::Tensor** params, at::Tensor** grads,
                                       at::Tensor* step, int n, double lr, double beta1,
                                       double beta2, double weight_decay, double eps,
                                       char* error, size_t error_len) {
-  try {
-    std::vector<at::Tensor> steps(n, *step);
-    if (weight_decay == 0.0) {
-      at::_fused_adam_(list(params, n), list(grads, n), list(exp_avgs, n),
-                       list(exp_avg_sqs, n), {}, steps, lr, beta1, beta2, 0.0, eps,
-                       /*amsgrad=*/false, /*maximize=*/false);
-    } else {
-      at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n),
-                        list(exp_avg_sqs, n), {}, steps, lr, beta1, beta2, weight_decay, eps,
-                        /*amsgrad=*/false, /*maximize=*/false);
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    return fail(e.what(), error, error_len);
-  }
+  return guarded(
+      [&] {
+        std::vector<at::Tensor> steps(n, *step);
+        if (weight_decay == 0.0) {
+          at::_fused_adam_(list(params, n), list(grads, n), list(exp_avgs, n),
+                           list(exp_avg_sqs, n), {}, steps, lr, beta1, beta2, 0.0, eps,
+                           /*amsgrad=*/false, /*maximize=*/false);
+        } else {
+          at::_fused_adamw_(list(params, n), list(grads, n), list(exp_avgs, n),
+                            list(exp_avg_sqs, n), {}, steps, lr, beta1, beta2, weight_decay,
+                            eps, /*amsgrad=*/false, /*maximize=*/false);
+        }
+      },
+      error, error_len);
 }
 
 // Turns CUDA autocast on in bfloat16, or off (and drops the cast weights it cached).
 extern "C" int fashion_tch_cuda_autocast_bf16(int enabled, char* error, size_t error_len) {
-  try {
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, enabled != 0);
-    if (enabled == 0) at::autocast::clear_cache();
-    return 0;
-  } catch (const std::exception& e) {
-    return fail(e.what(), error, error_len);
-  }
+  return guarded(
+      [&] {
+        at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+        at::autocast::set_autocast_enabled(at::kCUDA, enabled != 0);
+        if (enabled == 0) at::autocast::clear_cache();
+      },
+      error, error_len);
 }

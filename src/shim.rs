@@ -90,9 +90,17 @@ pub fn fused_adam(
 /// need the range, such as the loss, run in float32. Cast weights are dropped after, as
 /// they change every step.
 pub fn cuda_autocast_bf16<T>(f: impl FnOnce() -> T) -> Result<T> {
+    /// Turns autocast off again however `f` ends, a panic included.
+    struct Off;
+    impl Drop for Off {
+        fn drop(&mut self) {
+            let _ = set_cuda_autocast_bf16(false);
+        }
+    }
     set_cuda_autocast_bf16(true)?;
+    let off = Off;
     let result = f();
-    set_cuda_autocast_bf16(false)?;
+    drop(off);
     Ok(result)
 }
 

@@ -20,7 +20,10 @@ pub fn install() {
         // does what that handler does.
         let _ = ctrlc::set_handler(|| {
             if STOP.swap(true, Ordering::SeqCst) {
-                std::process::exit(i32::from(EXIT_CODE));
+                // at once: no destructors run under the main thread, which may be inside
+                // libtorch; files are replaced atomically, so the last checkpoint holds
+                // SAFETY: _exit ends the process without touching its state.
+                unsafe { libc::_exit(i32::from(EXIT_CODE)) }
             }
             eprintln!(
                 "\nCtrl-C: saving a checkpoint after this step (press it again to quit at \

@@ -13,7 +13,7 @@ use crate::models::{comma_list, ModelSpec};
 use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
 use crate::run_dir::{self, checkpoint, resume, write_atomically};
-use crate::train::{self, Resume, TrainOptions};
+use crate::train::{self, Interrupted, Resume, TrainOptions};
 
 /// One size at one epoch count.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +75,12 @@ fn run_folder(out: &Path, model: &ModelSpec) -> PathBuf {
 /// Runs the sweep, writes `sweep.md` (the table) and `sweep.svg` into `out`, and returns
 /// the rows.
 pub fn sweep(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
+    if let Some(n) = opts.base.recipe.early_stop {
+        bail!(
+            "--early-stop {n}: a sweep reads every run at each of its epoch counts, so its \
+             runs must not stop early"
+        );
+    }
     fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating the sweep folder {}", opts.out.display()))?;
     refuse_other_settings(opts)?;
@@ -171,14 +177,24 @@ fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Resul
         Some(_) => Some(run_dir::read_config(dir)?.recipe.validation_images),
         None => opts.base.validation,
     };
-    train::train(&TrainOptions {
+    let trained = train::train(&TrainOptions {
         recipe,
         validation,
         out: Some(dir.to_path_buf()),
         resume,
         ..opts.base.clone()
-    })?;
-    Ok(())
+    });
+    match trained {
+        Ok(_) => Ok(()),
+        Err(e) => match e.downcast::<Interrupted>() {
+            Ok(stopped) => Err(Interrupted {
+                go_on: Some("run the same sweep command again to go on".into()),
+                ..stopped
+            }
+            .into()),
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// The sweep's rows for the run of `model` in `dir`.

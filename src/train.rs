@@ -55,6 +55,9 @@ pub struct TrainOptions {
     /// `--keep-best` was given. The best epoch's weights are kept whenever images are held
     /// out for validation; asking without them gets a note that there is no best epoch.
     pub keep_best: bool,
+    /// On resume: `--early-stop`'s patience counts from this many finished epochs (a run
+    /// that stopped early, told to go on for more).
+    pub patience_from: Option<u32>,
 }
 
 /// How a run continues.
@@ -94,6 +97,8 @@ pub struct Interrupted {
     pub run_dir: PathBuf,
     pub position: Position,
     pub steps_per_epoch: usize,
+    /// How to go on, for runs another command started: `None`, `--resume DIR`.
+    pub go_on: Option<String>,
 }
 
 impl std::fmt::Display for Interrupted {
@@ -107,10 +112,14 @@ impl std::fmt::Display for Interrupted {
             ),
         };
         let dir = self.run_dir.display();
+        let go_on = match &self.go_on {
+            Some(how) => how.clone(),
+            None => format!("continue with --resume {dir}"),
+        };
         write!(
             f,
             "stopped {at}; its checkpoint is saved in {dir} (no row is written for an \
-             unfinished epoch). Continue with --resume {dir}"
+             unfinished epoch); {go_on}"
         )
     }
 }
@@ -124,7 +133,8 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     ensure!(
         opts.recipe.precision == Precision::F32 || device.is_cuda(),
         "--precision bf16 runs the training step under CUDA autocast, and this run is on \
-         the CPU; use --precision f32 (the default) or --device cuda"
+         the CPU: give --device cuda (a bf16 run also resumes on CUDA only), or train with \
+         --precision f32"
     );
     device::configure(device, opts.threads);
     let data = data::load(opts.data_dir.as_deref(), device)?;
@@ -138,6 +148,10 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     let mut run = Run::open(opts, device, &data.dir, &splits)?;
     run.announce(&splits, &data.dir)?;
     while run.position.epoch <= opts.recipe.epochs {
+        // before each epoch, so a run resumed where it should have stopped stops too
+        if run.stop_early()? {
+            break;
+        }
         let epoch = run.position.epoch;
         let finished = run
             .train_epoch(&splits.train)
@@ -148,9 +162,6 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         run.finish_epoch(&splits)?;
         if stop::requested() {
             return Err(run.interrupted().into());
-        }
-        if run.stop_early()? {
-            break;
         }
     }
     Ok(TrainReport {
@@ -198,12 +209,16 @@ struct Splits {
 struct Run<'a> {
     opts: &'a TrainOptions,
     vs: nn::VarStore,
-    net: nn::SequentialT,
+    net: models::Network,
     adam: Adam,
     dir: RunDir,
     config: RunConfig,
     history: Vec<EpochMetrics>,
     position: Position,
+    /// See [`State::patience_from`].
+    patience_from: u32,
+    /// The images an epoch steps through.
+    training_images: u64,
     steps_per_epoch: usize,
 }
 
@@ -229,33 +244,20 @@ impl<'a> Run<'a> {
             Optimizer::AdamW { weight_decay } => weight_decay,
         };
         let mut adam = Adam::new(&vs, weight_decay);
-        let config = RunConfig {
-            recipe: Recipe {
-                validation_images: splits.validation.as_ref().map_or(0, |v| v.len() as u32),
-                ..opts.recipe.clone()
+        let config = new_config(opts, device, data, splits, &vs);
+        let training_images = splits.train.len() as u64;
+        let state = match opts.resume {
+            Some(how) => restore(&out, how, &mut vs, &mut adam, training_images)?,
+            None => State {
+                position: Position::start_of(1),
+                optimizer_steps: 0,
+                history: Vec::new(),
+                patience_from: 0,
+                training_images,
             },
-            seed: opts.seed,
-            device: device::device_name(device),
-            threads: tch::get_num_threads() as usize,
-            trainable_parameters: models::parameter_count(&vs),
-            data_dir: data.to_path_buf(),
-            libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
-            fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
-            started: chrono::Local::now().to_rfc3339(),
-            best_epoch: None,
-            stopped_early: None,
-        };
-        let (history, position) = match opts.resume {
-            Some(how) => restore(&out, how, &mut vs, &mut adam)?,
-            None => (Vec::new(), Position::start_of(1)),
-        };
-        // a resumed run goes on: its best epoch is its history's, and it has not stopped
-        let config = RunConfig {
-            best_epoch: best_epoch(&history),
-            ..config
         };
         let dir = match opts.resume {
-            Some(_) => RunDir::reopen(&out, &config, &history)?,
+            Some(_) => reopen(&out, config, &state.history)?,
             None => RunDir::create(&out, &config)?,
         };
         let steps_per_epoch = (splits.train.len() as usize).div_ceil(opts.recipe.batch_size);
@@ -264,10 +266,12 @@ impl<'a> Run<'a> {
             vs,
             net,
             adam,
+            config: run_dir::read_config(&dir.path)?,
             dir,
-            config,
-            history,
-            position,
+            history: state.history,
+            position: state.position,
+            patience_from: state.patience_from.max(opts.patience_from.unwrap_or(0)),
+            training_images,
             steps_per_epoch,
         };
         // a first checkpoint before any training: a folder that cannot take one fails now
@@ -310,6 +314,8 @@ impl<'a> Run<'a> {
             position: self.position.clone(),
             optimizer_steps: self.adam.steps,
             history: self.history.clone(),
+            patience_from: self.patience_from,
+            training_images: self.training_images,
         };
         checkpoint::save(&self.dir.path, &self.vs, &self.adam, &state)
     }
@@ -319,6 +325,7 @@ impl<'a> Run<'a> {
             run_dir: self.dir.path.clone(),
             position: self.position.clone(),
             steps_per_epoch: self.steps_per_epoch,
+            go_on: None,
         }
     }
 
@@ -335,6 +342,7 @@ impl<'a> Run<'a> {
         );
         bar.set_position(self.position.step as u64);
         let mut sums = RunningSums::from(&self.position, train.pixels.device());
+        let seen_before = sums.seen;
         let (started, mut last_checkpoint) = (Instant::now(), Instant::now());
         let seconds_before = self.position.seconds;
         for (step, idx) in batches.iter().enumerate().skip(self.position.step) {
@@ -346,7 +354,7 @@ impl<'a> Run<'a> {
                 // never a checkpoint of weights that have diverged
                 let (mean_loss, accuracy) = sums.means();
                 check_finite(mean_loss, step, self.opts.recipe.learning_rate)?;
-                let images = (sums.seen - self.position.seen) as f64;
+                let images = (sums.seen - seen_before) as f64;
                 let rate = images / started.elapsed().as_secs_f64().max(1e-9);
                 bar.set_position(step as u64 + 1);
                 bar.set_message(format!(
@@ -441,45 +449,49 @@ impl<'a> Run<'a> {
         )?;
         self.history.push(m.clone());
         self.position = Position::start_of(m.epoch + 1);
-        // best.safetensors before the checkpoint, which records the epoch as done: a
-        // crash in between repeats the epoch, to the same weights
+        // The files of the finished epoch first, the checkpoint that records it as done
+        // last: a crash in between leaves the previous checkpoint, and a resume repeats
+        // the epoch and rewrites metrics.csv from the checkpoint.
         let new_best = best_epoch(&self.history) == Some(m.epoch);
         if new_best {
-            self.dir.save_best_weights(&self.vs)?;
-        }
-        // then the checkpoint: it holds the new row too, and a resume rewrites the rest
-        self.save_checkpoint()?;
-        self.dir.save_weights(&self.vs)?;
-        self.dir.append_metrics(&m)?;
-        if new_best {
+            self.dir.save_best_weights(&self.vs, m.epoch)?;
             self.config.best_epoch = Some(m.epoch);
             self.dir.write_config(&self.config)?;
         }
+        self.dir.save_weights(&self.vs)?;
+        self.dir.append_metrics(&m)?;
+        self.save_checkpoint()?;
         (self.opts.after_epoch)(&self.dir.path, &self.history)
     }
 
     /// Whether `--early-stop N` ends the run here: validation accuracy has not improved
-    /// for N epochs. Says why, and records it in `config.json`.
+    /// for N epochs (counted from the epoch the run was last told to go on from, after an
+    /// early stop). Says why, and records it in `config.json`.
     fn stop_early(&mut self) -> Result<bool> {
-        let (Some(patience), Some(best)) = (self.opts.recipe.early_stop, self.config.best_epoch)
-        else {
+        let Some(patience) = self.opts.recipe.early_stop else {
             return Ok(false);
         };
-        let last = self.position.epoch - 1;
-        if last < self.opts.recipe.epochs && last - best >= patience {
-            let accuracy = self.history[best as usize - 1]
-                .validation_accuracy
-                .unwrap_or(0.0);
-            crate::out!(
-                "stopping early after epoch {last}: validation accuracy has not improved for \
-                 {patience} epochs (--early-stop {patience}); the best was {accuracy:.4} at \
-                 epoch {best}, kept in best.safetensors"
-            )?;
-            self.config.stopped_early = Some(last);
-            self.dir.write_config(&self.config)?;
-            return Ok(true);
+        let Some(best) = best_epoch(&self.history) else {
+            return Ok(false);
+        };
+        let last = self.history.len() as u32;
+        if last.saturating_sub(best.max(self.patience_from)) < patience {
+            return Ok(false);
         }
-        Ok(false)
+        let accuracy = self
+            .history
+            .iter()
+            .find(|m| m.epoch == best)
+            .and_then(|m| m.validation_accuracy)
+            .unwrap_or(0.0);
+        crate::out!(
+            "stopping early after epoch {last}: validation accuracy has not improved for \
+             {patience} epochs (--early-stop {patience}); the best was {accuracy:.4} at \
+             epoch {best}, kept in best.safetensors"
+        )?;
+        self.config.stopped_early = Some(last);
+        self.dir.write_config(&self.config)?;
+        Ok(true)
     }
 
     fn prefix(&self) -> String {
@@ -488,6 +500,50 @@ impl<'a> Run<'a> {
             self.position.epoch, self.opts.recipe.epochs
         )
     }
+}
+
+/// The config of a run of `opts` on `device` with the data in `data`, split as `splits`,
+/// and the network in `vs`.
+fn new_config(
+    opts: &TrainOptions,
+    device: Device,
+    data: &Path,
+    splits: &Splits,
+    vs: &nn::VarStore,
+) -> RunConfig {
+    RunConfig {
+        recipe: Recipe {
+            validation_images: splits.validation.as_ref().map_or(0, |v| v.len() as u32),
+            ..opts.recipe.clone()
+        },
+        seed: opts.seed,
+        device: device::device_name(device),
+        threads: tch::get_num_threads() as usize,
+        trainable_parameters: models::parameter_count(vs),
+        data_dir: data.to_path_buf(),
+        libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
+        fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
+        started: chrono::Local::now().to_rfc3339(),
+        best_epoch: None,
+        stopped_early: None,
+    }
+}
+
+/// Opens the run folder `out` to go on with `config` from the finished epochs `history`:
+/// the run keeps its start, and its best epoch is the one its history holds.
+fn reopen(out: &Path, config: RunConfig, history: &[EpochMetrics]) -> Result<RunDir> {
+    let done = history.len() as u32;
+    let best = run_dir::best_weights_epoch(out).filter(|&e| e <= done);
+    if best.is_none() {
+        // best.safetensors of an epoch a crash undid, if any
+        let _ = std::fs::remove_file(out.join(run_dir::BEST_WEIGHTS));
+    }
+    let config = RunConfig {
+        started: run_dir::read_config(out)?.started,
+        best_epoch: best,
+        ..config
+    };
+    RunDir::reopen(out, &config, history)
 }
 
 /// The epoch with the best validation accuracy in `history` (the first, on a tie).
@@ -504,26 +560,43 @@ pub fn best_epoch(history: &[EpochMetrics]) -> Option<u32> {
 }
 
 /// Puts back the state of the run in `out` into `vs` and `adam`: the finished epochs and
-/// the position to go on from.
+/// the position to go on from. A run that steps through `training_images` images.
 fn restore(
     out: &Path,
     how: Resume,
     vs: &mut nn::VarStore,
     adam: &mut Adam,
-) -> Result<(Vec<EpochMetrics>, Position)> {
+    training_images: u64,
+) -> Result<State> {
     match checkpoint::load(out)? {
         Some(ck) => {
             let source = out.join(checkpoint::FILE);
+            let had = ck.state.training_images;
+            ensure!(
+                had == 0 || had == training_images,
+                "--resume {}: the run steps through {had} training images, and this data \
+                 gives {training_images}; resume it with the data it was trained on (--data-dir)",
+                out.display()
+            );
             run_dir::copy_into(vs, &ck.weights, &source)?;
             adam.load_state(&ck.optimizer, ck.state.optimizer_steps)
                 .map_err(|e| e.context(format!("{} does not fit the model", source.display())))?;
-            Ok((ck.state.history, ck.state.position))
+            Ok(State {
+                training_images,
+                ..ck.state
+            })
         }
         None if how == Resume::FreshOptimizer => {
             run_dir::load_weights(&out.join(run_dir::WEIGHTS), vs)?;
             let history = run_dir::read_metrics(out)?;
             let next = history.len() as u32 + 1;
-            Ok((history, Position::start_of(next)))
+            Ok(State {
+                position: Position::start_of(next),
+                optimizer_steps: 0,
+                history,
+                patience_from: 0,
+                training_images,
+            })
         }
         None => bail!(
             "{} has no {}; resume it with --fresh-optimizer",

@@ -51,6 +51,7 @@ fn small_cnn_spec() -> ModelSpec {
         convs: Default::default(),
         batch_norm: false,
         dropout: 0.0,
+        mirror_average: false,
     }
 }
 

@@ -11,7 +11,7 @@ use tch::nn::{self, ModuleT, OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
 
 /// A small CNN (channels-last weights, biases, two dense layers), in `kind`.
-fn net(kind: Kind) -> (VarStore, nn::SequentialT) {
+fn net(kind: Kind) -> (VarStore, fashion_tch::models::Network) {
     let mut vs = VarStore::new(Device::Cpu);
     let spec = ModelSpec::Cnn {
         filters: vec![4, 8],
@@ -19,6 +19,7 @@ fn net(kind: Kind) -> (VarStore, nn::SequentialT) {
         convs: Default::default(),
         batch_norm: false,
         dropout: 0.0,
+        mirror_average: false,
     };
     let net = spec.build(&vs.root());
     vs.set_kind(kind);

@@ -117,7 +117,7 @@ fn ctrl_c_in_the_second_run_stops_the_sweep_and_a_rerun_finishes_it() {
     run.signal("-INT");
     let (code, stdout, err) = run.finish();
     assert_eq!(code, Some(130), "{err}\n{stdout}");
-    assert!(err.contains("--resume"), "{err}");
+    assert!(err.contains("run the same sweep command again"), "{err}");
 
     let again = run_bin(SWEEP, &as_strs(&args));
     assert!(again.status.success(), "{}", stderr(&again));

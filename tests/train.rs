@@ -101,7 +101,8 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
             hidden: 256,
             convs: Convs::new(vec![1, 2]),
             batch_norm: true,
-            dropout: 0.1
+            dropout: 0.1,
+            mirror_average: false,
         }
     );
     // evaluate draws its pictures, the first layer's filters through its batch norm too

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::SafeTensors;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
@@ -66,6 +66,35 @@ pub struct State {
     pub optimizer_steps: u64,
     /// The finished epochs' rows.
     pub history: Vec<EpochMetrics>,
+    /// The finished epochs when `--early-stop`'s patience last started counting: 0, or
+    /// where a run that had stopped early was told to go on.
+    #[serde(default)]
+    pub patience_from: u32,
+    /// The training images the run steps through, so that a resume on other data is
+    /// refused (0 in checkpoints from before it was recorded).
+    #[serde(default)]
+    pub training_images: u64,
+}
+
+impl State {
+    /// Errs unless the state is one a run could be in: an epoch from 1, a row for each
+    /// finished epoch, numbered from 1.
+    fn check(&self) -> Result<()> {
+        let p = &self.position;
+        let rows_in_order = self
+            .history
+            .iter()
+            .enumerate()
+            .all(|(i, m)| m.epoch as usize == i + 1);
+        ensure!(
+            p.epoch >= 1 && self.history.len() == p.epoch as usize - 1 && rows_in_order,
+            "its position (epoch {}, step {}) does not follow its {} finished epochs",
+            p.epoch,
+            p.step,
+            self.history.len()
+        );
+        Ok(())
+    }
 }
 
 /// A checkpoint read back.
@@ -139,7 +168,9 @@ fn state_of(path: &Path, bytes: &[u8]) -> Result<State> {
     let Some(json) = header.metadata().as_ref().and_then(|m| m.get(KEY)) else {
         bail!("{}: it has no {KEY} metadata", damaged(path));
     };
-    serde_json::from_str(json).with_context(|| damaged(path))
+    let state: State = serde_json::from_str(json).with_context(|| damaged(path))?;
+    state.check().with_context(|| damaged(path))?;
+    Ok(state)
 }
 
 fn damaged(path: &Path) -> String {
@@ -165,10 +196,12 @@ mod tests {
             position: Position {
                 step: 7,
                 loss_sum: 0.1 + 0.2,
-                ..Position::start_of(3)
+                ..Position::start_of(1)
             },
             optimizer_steps: 11,
             history: vec![],
+            patience_from: 0,
+            training_images: 600,
         };
         assert!(load(dir.path()).unwrap().is_none());
         save(dir.path(), &vs, &adam, &state).unwrap();

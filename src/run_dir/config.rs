@@ -104,6 +104,7 @@ impl TryFrom<StoredConfig> for RunConfig {
                 }
             }
         };
+        recipe.check()?;
         Ok(RunConfig {
             recipe,
             seed: c.seed,

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod resume;
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,21 @@ const VALIDATION_COLUMN: &str = ",validation_accuracy";
 pub const WEIGHTS: &str = "model.safetensors";
 /// The weights of the epoch with the best validation accuracy.
 pub const BEST_WEIGHTS: &str = "best.safetensors";
+/// The metadata key of `best.safetensors` that names its epoch.
+const BEST_EPOCH_KEY: &str = "epoch";
+
+/// The epoch whose weights `best.safetensors` in `run` holds, as the file says; `None`
+/// when there is no such file (or it does not say).
+pub fn best_weights_epoch(run: &Path) -> Option<u32> {
+    let bytes = fs::read(run.join(BEST_WEIGHTS)).ok()?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
+    header
+        .metadata()
+        .as_ref()?
+        .get(BEST_EPOCH_KEY)?
+        .parse()
+        .ok()
+}
 
 /// An open run folder.
 pub struct RunDir {
@@ -131,9 +147,12 @@ impl RunDir {
         save_weights(&self.path.join(WEIGHTS), vs)
     }
 
-    /// Saves the weights as `best.safetensors`, the best epoch's on validation.
-    pub fn save_best_weights(&self, vs: &VarStore) -> Result<()> {
-        save_weights(&self.path.join(BEST_WEIGHTS), vs)
+    /// Saves the weights of epoch `epoch`, the best on validation, as `best.safetensors`;
+    /// the file says which epoch it holds.
+    pub fn save_best_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
+        let metadata = HashMap::from([(BEST_EPOCH_KEY.to_string(), epoch.to_string())]);
+        let tensors: Vec<_> = vs.variables().into_iter().collect();
+        write_safetensors(&self.path.join(BEST_WEIGHTS), &tensors, Some(metadata))
     }
 
     /// Rewrites `config.json`.
@@ -197,9 +216,10 @@ pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
     for (i, line) in whole.lines().enumerate().skip(1) {
         let bad = || {
             format!(
-                "{} line {} is not a metrics row: {line:?}",
+                "{} line {} is not the row of epoch {}: {line:?}",
                 path.display(),
-                i + 1
+                i + 1,
+                rows.len() + 1
             )
         };
         let f: Vec<f64> = line
@@ -207,7 +227,7 @@ pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
             .map(|v| v.trim().parse::<f64>())
             .collect::<Result<_, _>>()
             .with_context(bad)?;
-        if f.len() != 6 && f.len() != 7 {
+        if (f.len() != 6 && f.len() != 7) || f[0] != (rows.len() + 1) as f64 {
             bail!(bad());
         }
         rows.push(EpochMetrics {
@@ -271,19 +291,14 @@ pub enum Weights {
 }
 
 impl Weights {
-    /// The epoch whose weights these are in the run of `config` with `finished` epochs.
-    pub fn epoch(self, config: &RunConfig, finished: u32) -> u32 {
-        match (self, config.best_epoch) {
-            (Weights::Best, Some(best)) => best,
-            _ => finished,
-        }
-    }
-
-    /// The file that holds them in the run folder of `config`.
-    pub fn file(self, config: &RunConfig) -> &'static str {
-        match (self, config.best_epoch) {
-            (Weights::Best, Some(_)) => BEST_WEIGHTS,
-            _ => WEIGHTS,
+    /// The file of these weights in the run folder `run`, and the epoch they are from
+    /// (`finished`: the run's finished epochs). `best` falls back to the last epoch's
+    /// weights when the run kept no best (nothing held out, or made before best weights
+    /// were kept).
+    pub fn choose(self, run: &Path, finished: u32) -> (PathBuf, u32) {
+        match (self, best_weights_epoch(run)) {
+            (Weights::Best, Some(epoch)) => (run.join(BEST_WEIGHTS), epoch),
+            _ => (run.join(WEIGHTS), finished),
         }
     }
 }
@@ -292,9 +307,10 @@ impl Weights {
 pub struct LoadedRun {
     pub config: RunConfig,
     pub vs: VarStore,
-    pub net: tch::nn::SequentialT,
-    /// The file the weights came from.
+    pub net: crate::models::Network,
+    /// The file the weights came from, and the epoch they are from.
     pub weights: PathBuf,
+    pub epoch: u32,
 }
 
 /// Rebuilds the exact network of the run in `run` from its `config.json` and loads the
@@ -309,13 +325,15 @@ pub fn load_run(run: &Path, which: Weights, device: tch::Device) -> Result<Loade
     let config = read_config(run)?;
     let mut vs = VarStore::new(device);
     let net = config.model().build(&vs.root());
-    let weights = run.join(which.file(&config));
+    let finished = read_metrics(run)?.len() as u32;
+    let (weights, epoch) = which.choose(run, finished);
     load_weights(&weights, &mut vs)?;
     Ok(LoadedRun {
         config,
         vs,
         net,
         weights,
+        epoch,
     })
 }
 

@@ -17,6 +17,8 @@ pub struct Plan {
     pub config: RunConfig,
     /// Epochs the run has finished.
     pub done: u32,
+    /// The epoch after which `--early-stop` had ended the run, which now goes on.
+    pub stopped_early: Option<u32>,
 }
 
 /// The plan for `--resume run` with a trainer of `kind`, the recipe flags given and
@@ -64,12 +66,13 @@ pub fn plan(
         );
     }
     let done = finished_epochs(run, fresh_optimizer)?;
-    config.recipe.epochs = match (flags.epochs, config.stopped_early) {
-        (Some(more), _) => done + more,
+    let stopped_early = config.stopped_early;
+    config.recipe.epochs = match (flags.epochs, stopped_early) {
+        (Some(more), _) => done.saturating_add(more),
         (None, Some(after)) => bail!(
             "--resume {}: the run stopped early after epoch {after}: its validation accuracy \
-             had not improved for {} epochs (--early-stop); give --epochs N to train N more \
-             anyway",
+             had not improved for {} epochs (--early-stop); give --epochs N to go on for up \
+             to N more (early stopping watches again from there)",
             run.display(),
             config.recipe.early_stop.unwrap_or(0)
         ),
@@ -80,7 +83,11 @@ pub fn plan(
         ),
     };
     config.stopped_early = None;
-    Ok(Plan { config, done })
+    Ok(Plan {
+        config,
+        done,
+        stopped_early,
+    })
 }
 
 /// The epochs the run in `run` has finished, by its checkpoint; a folder without one
