@@ -8,16 +8,16 @@ use clap::{error::ErrorKind, CommandFactory, Parser};
 use fashion_tch::{cli, models::ModelKind, recipe::Recipe, recipe::RecipeFlags};
 
 /// Train the Keras lesson's convolutional network on Fashion-MNIST (10 epochs; the lesson
-/// reaches 0.91), or with --recipe strong a stronger one (18 epochs)
+/// reaches 0.91), or with --recipe strong a stronger one (32 epochs)
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
     /// lesson: the lesson's network and settings. strong: one convolution in the first
     /// block and two in each later one, batch norm, dropout 0.1, 256 hidden units, random
     /// 2-pixel shifts and mirroring of each batch, labels smoothed by 0.1, AdamW (weight
-    /// decay 0.05) with a one-cycle schedule peaking at --lr, batch 128, 18 epochs, and
-    /// the last 5,000 training images held out for validation (--validation 0 trains on
-    /// all of them) [default: lesson]
+    /// decay 0.05) with a one-cycle schedule peaking at --lr, batch 128, 32 epochs, the
+    /// last 5,000 training images held out for validation (--validation 0 trains on all
+    /// of them), and each image scored with its mirror image [default: lesson]
     #[arg(long, value_parser = Recipe::NAMES)]
     recipe: Option<String>,
     /// Filters of each convolution block, e.g. 32,64 (one to four blocks)
@@ -31,7 +31,7 @@ struct Cli {
     convs: Option<std::vec::Vec<i64>>,
     /// Score each image as the average of the network's logits for it and for its mirror
     /// image (test-time augmentation) in validation, testing, evaluate, predict and
-    /// export [default: false]
+    /// export [default: false; true with --recipe strong]
     #[arg(long, value_name = "true|false")]
     mirror_average: Option<bool>,
     /// Units in the hidden dense layer [default: 128; 256 with --recipe strong]

@@ -102,7 +102,7 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
             convs: Convs::new(vec![1, 2]),
             batch_norm: true,
             dropout: 0.1,
-            mirror_average: false,
+            mirror_average: true,
         }
     );
     // evaluate draws its pictures, the first layer's filters through its batch norm too

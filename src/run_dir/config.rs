@@ -201,6 +201,8 @@ pub(crate) mod tests {
         );
         assert_eq!((old.recipe.epochs, old.recipe.validation_images), (18, 100));
         assert_eq!(old.seed, 3);
+        // its network as it was: today's strong recipe also scores with mirror images
+        assert!(Recipe::strong().model != *old.model());
 
         // before recipes, and before --validation: the lesson's way, nothing held out
         write(old_config(None, None));
