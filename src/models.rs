@@ -391,6 +391,28 @@ mod tests {
     }
 
     #[test]
+    fn mirror_averaging_scores_an_image_and_its_mirror_alike_outside_training() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let spec = ModelSpec::Cnn {
+            filters: vec![4, 8],
+            hidden: 16,
+            convs: Convs::default(),
+            batch_norm: false,
+            dropout: 0.0,
+            mirror_average: true,
+        };
+        let net = spec.build(&vs.root());
+        let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let mirrored = xs.flip([3]);
+        let alike = |train| {
+            let (a, b) = (net.forward_t(&xs, train), net.forward_t(&mirrored, train));
+            a.allclose(&b, 1e-5, 1e-6, false)
+        };
+        assert!(alike(false), "scoring averages each image with its mirror");
+        assert!(!alike(true), "training sees each image as it is");
+    }
+
+    #[test]
     fn spec_round_trips_through_json() {
         // the lesson's CNN is written as before batch norm and dropout existed
         let json = serde_json::to_string(&ModelSpec::lesson_cnn()).unwrap();
