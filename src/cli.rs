@@ -154,7 +154,8 @@ pub struct DeviceArgs {
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     pub device: DeviceChoice,
 
-    /// CPU threads for libtorch [default: libtorch's choice, one per physical core]
+    /// CPU threads for libtorch [default: one per physical core; 1 to train the dense
+    /// net, whose steps are too small to share between cores]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 }

@@ -126,6 +126,15 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
+/// The dense net's step is too small to share between two cores: every operation's
+/// hand-over costs more than its half of the work. On this project's machine its epoch at
+/// batch 32 took 0.7 s on one thread, and 0.7 to 1.5 s on two (docs/speed.md). So on the
+/// CPU it trains on one thread unless `--threads` says otherwise; `None`: libtorch's default.
+fn default_threads(opts: &TrainOptions, device: Device) -> Option<usize> {
+    let dense = opts.recipe.model.kind() == models::ModelKind::Dense;
+    (dense && device == Device::Cpu).then_some(1)
+}
+
 /// Trains `opts.recipe.model` on Fashion-MNIST and keeps the run in its folder.
 pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     stop::install();
@@ -136,7 +145,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
          the CPU: give --device cuda (a bf16 run also resumes on CUDA only), or train with \
          --precision f32"
     );
-    device::configure(device, opts.threads);
+    device::configure(device, opts.threads.or(default_threads(opts, device)));
     let data = data::load(opts.data_dir.as_deref(), device)?;
     let held_out = held_out(opts, &data)?;
     let (train_split, validation) = data.train.split_off_last(held_out);

@@ -61,7 +61,11 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) -> (tempfile::TempDir, Pa
 
 #[test]
 fn train_dense_learns_and_keeps_its_run() {
-    trains_and_keeps_the_run(DENSE, &["--hidden", "32"]);
+    let (_tmp, out, _) = trains_and_keeps_the_run(DENSE, &["--hidden", "32"]);
+    // its steps are too small to share between cores, unless --threads says otherwise
+    assert_eq!(run_dir::read_config(&out).unwrap().threads, 1);
+    let (_tmp, out, _) = trains_and_keeps_the_run(DENSE, &["--hidden", "32", "--threads", "2"]);
+    assert_eq!(run_dir::read_config(&out).unwrap().threads, 2);
 }
 
 #[test]
