@@ -98,7 +98,7 @@ impl TrainArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the
-    /// CNN, 18 with --recipe strong]; with --resume, the number of further epochs
+    /// CNN, 32 with --recipe strong]; with --resume, the number of further epochs
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
 
@@ -155,7 +155,7 @@ pub struct DeviceArgs {
     pub device: DeviceChoice,
 
     /// CPU threads for libtorch [default: one per physical core; 1 to train the dense
-    /// net, whose steps are too small to share between cores]
+    /// net, whose steps are too small to share between cores; with --resume, the run's]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 }
@@ -212,6 +212,7 @@ impl CommonArgs {
             }
             // a run that stopped early, told to go on: patience counts afresh
             options.patience_from = plan.stopped_early.map(|_| plan.done);
+            options.threads = options.threads.or(plan.threads());
             options.recipe = plan.config.recipe;
             options.seed = plan.config.seed;
             options.out = Some(run.clone());

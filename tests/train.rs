@@ -66,6 +66,18 @@ fn train_dense_learns_and_keeps_its_run() {
     assert_eq!(run_dir::read_config(&out).unwrap().threads, 1);
     let (_tmp, out, _) = trains_and_keeps_the_run(DENSE, &["--hidden", "32", "--threads", "2"]);
     assert_eq!(run_dir::read_config(&out).unwrap().threads, 2);
+    // a resumed run keeps the threads it trained on, for the very numbers
+    let more = [
+        "--resume",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--quiet",
+    ];
+    let result = run_bin(DENSE, &more);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(run_dir::read_metrics(&out).unwrap().len(), 4);
+    assert_eq!(run_dir::read_config(&out).unwrap().threads, 2);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The resume rules, in one place: a resumed run keeps its own recipe and seed, and
-//! refuses flags that say otherwise; `--epochs N` trains N more epochs; a run goes on
+//! The resume rules, in one place: a resumed run keeps its own recipe, seed and CPU
+//! threads, and refuses flags that say otherwise; `--epochs N` trains N more epochs; a run goes on
 //! from its checkpoint, or, for folders older than checkpoints, from its weights with
 //! Adam restarted, but only when asked to (`--fresh-optimizer`).
 
@@ -88,6 +88,17 @@ pub fn plan(
         done,
         stopped_early,
     })
+}
+
+impl Plan {
+    /// The CPU threads the run trained on, to go on to the very numbers (libtorch's sums
+    /// depend on how the work is split); `None` for runs trained on CUDA, or on more
+    /// threads than this machine has, which go on with the trainers' default.
+    pub fn threads(&self) -> Option<usize> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = self.config.threads;
+        (self.config.device == "cpu" && threads <= cores).then_some(threads)
+    }
 }
 
 /// The epochs the run in `run` has finished, by its checkpoint; a folder without one
