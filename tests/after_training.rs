@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{args, fake_run, run_bin, stderr, write_synthetic};
+use common::{args, fake_run, run_bin, small_cnn_spec, stderr, write_synthetic};
 use fashion_tch::models::ModelSpec;
 use fashion_tch::{data, predict, run_dir};
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -42,17 +42,6 @@ fn trained(bin: &str, epochs: &str, extra: &[&str]) -> Trained {
 
 fn small_cnn(epochs: &str) -> Trained {
     trained(CNN, epochs, &["--filters", "4,8", "--hidden", "16"])
-}
-
-fn small_cnn_spec() -> ModelSpec {
-    ModelSpec::Cnn {
-        filters: vec![4, 8],
-        hidden: 16,
-        convs: Default::default(),
-        batch_norm: false,
-        dropout: 0.0,
-        mirror_average: false,
-    }
 }
 
 /// Parses an SVG as XML and counts its elements named `tag`.

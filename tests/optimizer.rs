@@ -2,9 +2,10 @@
 //! nothing else in this process runs beside it: libtorch's random generator and thread
 //! pool are shared by the whole process.
 
+mod common;
+
 use std::collections::HashMap;
 
-use fashion_tch::models::ModelSpec;
 use fashion_tch::optim::Adam;
 use fashion_tch::recipe::OneCycle;
 use tch::nn::{self, ModuleT, OptimizerConfig, VarStore};
@@ -13,15 +14,7 @@ use tch::{Device, Kind, Tensor};
 /// A small CNN (channels-last weights, biases, two dense layers), in `kind`.
 fn net(kind: Kind) -> (VarStore, fashion_tch::models::Network) {
     let mut vs = VarStore::new(Device::Cpu);
-    let spec = ModelSpec::Cnn {
-        filters: vec![4, 8],
-        hidden: 16,
-        convs: Default::default(),
-        batch_norm: false,
-        dropout: 0.0,
-        mirror_average: false,
-    };
-    let net = spec.build(&vs.root());
+    let net = common::small_cnn_spec().build(&vs.root());
     vs.set_kind(kind);
     (vs, net)
 }

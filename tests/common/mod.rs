@@ -60,6 +60,19 @@ pub fn args<'a>(data: &'a Path, out: Option<&'a Path>, extra: &[&'a str]) -> Vec
     args
 }
 
+/// A CNN small enough to train or build in a moment: two blocks of 4 and 8 filters, 16
+/// hidden units, nothing else.
+pub fn small_cnn_spec() -> ModelSpec {
+    ModelSpec::Cnn {
+        filters: vec![4, 8],
+        hidden: 16,
+        convs: Default::default(),
+        batch_norm: false,
+        dropout: 0.0,
+        mirror_average: false,
+    }
+}
+
 /// A run folder made without training, at `dir`: the lesson's config for `model`,
 /// `epochs` rows of made-up figures, and freshly initialised weights; what evaluate,
 /// predict and compare read.
