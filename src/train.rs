@@ -257,13 +257,7 @@ impl<'a> Run<'a> {
         let training_images = splits.train.len() as u64;
         let state = match opts.resume {
             Some(how) => restore(&out, how, &mut vs, &mut adam, training_images)?,
-            None => State {
-                position: Position::start_of(1),
-                optimizer_steps: 0,
-                history: Vec::new(),
-                patience_from: 0,
-                training_images,
-            },
+            None => State::fresh(Vec::new(), training_images),
         };
         let dir = match opts.resume {
             Some(_) => reopen(&out, config, &state.history)?,
@@ -547,8 +541,8 @@ fn reopen(out: &Path, config: RunConfig, history: &[EpochMetrics]) -> Result<Run
         // best.safetensors of an epoch a crash undid, if any
         let _ = std::fs::remove_file(out.join(run_dir::BEST_WEIGHTS));
     }
+    // RunDir::reopen keeps the start time of the config there
     let config = RunConfig {
-        started: run_dir::read_config(out)?.started,
         best_epoch: best,
         ..config
     };
@@ -597,15 +591,7 @@ fn restore(
         }
         None if how == Resume::FreshOptimizer => {
             run_dir::load_weights(&out.join(run_dir::WEIGHTS), vs)?;
-            let history = run_dir::read_metrics(out)?;
-            let next = history.len() as u32 + 1;
-            Ok(State {
-                position: Position::start_of(next),
-                optimizer_steps: 0,
-                history,
-                patience_from: 0,
-                training_images,
-            })
+            Ok(State::fresh(run_dir::read_metrics(out)?, training_images))
         }
         None => bail!(
             "{} has no {}; resume it with --fresh-optimizer",

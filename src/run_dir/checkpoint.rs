@@ -77,6 +77,20 @@ pub struct State {
 }
 
 impl State {
+    /// A run at the start of the epoch after `history`, with Adam not yet stepped: a new
+    /// run, or an old one going on with fresh moments.
+    pub fn fresh(history: Vec<EpochMetrics>, training_images: u64) -> State {
+        State {
+            position: Position::start_of(history.len() as u32 + 1),
+            optimizer_steps: 0,
+            history,
+            patience_from: 0,
+            training_images,
+        }
+    }
+}
+
+impl State {
     /// Errs unless the state is one a run could be in: an epoch from 1, a row for each
     /// finished epoch, numbered from 1.
     fn check(&self) -> Result<()> {

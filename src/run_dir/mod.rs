@@ -144,15 +144,14 @@ impl RunDir {
 
     /// Saves the weights as `model.safetensors`.
     pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
-        save_weights(&self.path.join(WEIGHTS), vs)
+        save_weights(&self.path.join(WEIGHTS), vs, None)
     }
 
     /// Saves the weights of epoch `epoch`, the best on validation, as `best.safetensors`;
     /// the file says which epoch it holds.
     pub fn save_best_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
         let metadata = HashMap::from([(BEST_EPOCH_KEY.to_string(), epoch.to_string())]);
-        let tensors: Vec<_> = vs.variables().into_iter().collect();
-        write_safetensors(&self.path.join(BEST_WEIGHTS), &tensors, Some(metadata))
+        save_weights(&self.path.join(BEST_WEIGHTS), vs, Some(metadata))
     }
 
     /// Rewrites `config.json`.
@@ -175,9 +174,17 @@ fn metrics_row(m: &EpochMetrics) -> String {
 }
 
 /// Saves the variables of `vs` to `path` as safetensors (a state dict PyTorch loads),
-/// atomically.
-pub fn save_weights(path: &Path, vs: &VarStore) -> Result<()> {
-    write_safetensors(path, &vs.variables().into_iter().collect::<Vec<_>>(), None)
+/// atomically, with `metadata` in its header.
+pub fn save_weights(
+    path: &Path,
+    vs: &VarStore,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    write_safetensors(
+        path,
+        &vs.variables().into_iter().collect::<Vec<_>>(),
+        metadata,
+    )
 }
 
 /// Redraws a run's `curves.svg` from its finished epochs: loss and accuracy, train and
