@@ -32,7 +32,6 @@ pub fn evaluate(
     device: tch::Device,
 ) -> Result<Evaluation> {
     let loaded = run_dir::load_run(run, which, device)?;
-    let metrics = run_dir::read_metrics(run)?;
     let data = data::load(data_dir, device)?;
     let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let report = Report::from_logits(&logits, &data.test.labels);
@@ -45,7 +44,7 @@ pub fn evaluate(
     let predicted = logits.argmax(-1, false);
     plots::predictions(&pictures[0], &test_predictions(&data.test, &predicted, 25))?;
     plots::confusion(&pictures[1], &report.confusion, &CLASS_NAMES)?;
-    run_dir::draw_curves(run, &metrics)?;
+    run_dir::draw_curves(run, &loaded.history)?;
     if let ModelSpec::Cnn { .. } = loaded.config.model() {
         let path = run.join("filters.svg");
         plots::filters(&path, &filter_view(&loaded, &data.test)?)?;

@@ -318,6 +318,8 @@ pub struct LoadedRun {
     /// The file the weights came from, and the epoch they are from.
     pub weights: PathBuf,
     pub epoch: u32,
+    /// The finished epochs' rows of `metrics.csv`.
+    pub history: Vec<EpochMetrics>,
 }
 
 /// Rebuilds the exact network of the run in `run` from its `config.json` and loads the
@@ -332,8 +334,8 @@ pub fn load_run(run: &Path, which: Weights, device: tch::Device) -> Result<Loade
     let config = read_config(run)?;
     let mut vs = VarStore::new(device);
     let net = config.model().build(&vs.root());
-    let finished = read_metrics(run)?.len() as u32;
-    let (weights, epoch) = which.choose(run, finished);
+    let history = read_metrics(run)?;
+    let (weights, epoch) = which.choose(run, history.len() as u32);
     load_weights(&weights, &mut vs)?;
     Ok(LoadedRun {
         config,
@@ -341,6 +343,7 @@ pub fn load_run(run: &Path, which: Weights, device: tch::Device) -> Result<Loade
         net,
         weights,
         epoch,
+        history,
     })
 }
 
