@@ -8,9 +8,9 @@ use anyhow::{ensure, Result};
 use crate::plots::{self, Line};
 use crate::run_dir::{self, EpochMetrics, RunConfig, Weights};
 
-/// One run's folder (as given), config and metrics.
+/// One run's folder (as given, which names it in the table and chart), config and
+/// metrics.
 pub struct RunSummary {
-    pub name: String,
     pub path: PathBuf,
     pub config: RunConfig,
     pub metrics: Vec<EpochMetrics>,
@@ -39,7 +39,6 @@ pub fn read_runs(runs: &[PathBuf]) -> Result<Vec<RunSummary>> {
                 run.display()
             );
             Ok(RunSummary {
-                name: run.display().to_string(),
                 path: run.clone(),
                 config: run_dir::read_config(run)?,
                 metrics,
@@ -66,7 +65,7 @@ pub fn table(runs: &[RunSummary], which: Weights) -> String {
         };
         out += &format!(
             "| {} | {model} | {} | {} | {} | {:.4} | {} | {:.4} | {seconds:.0} s |\n",
-            r.name,
+            r.path.display(),
             r.config.trainable_parameters,
             r.metrics.len(),
             m.epoch,
@@ -84,7 +83,7 @@ pub fn chart(path: &Path, runs: &[RunSummary]) -> Result<()> {
     let lines: Vec<Line> = runs
         .iter()
         .map(|r| Line {
-            label: r.name.clone(),
+            label: r.path.display().to_string(),
             points: r
                 .metrics
                 .iter()
