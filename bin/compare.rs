@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     cli::run(|| {
         let runs = compare::read_runs(&args.runs)?;
-        out!("{}", compare::table(&runs, args.weights.weights))?;
+        out!("{}", compare::table(&runs, args.weights.weights)?)?;
         compare::chart(&args.out, &runs)?;
         out!("wrote {}", args.out.display())?;
         Ok(())

@@ -2,12 +2,14 @@
 #![warn(clippy::too_many_lines)]
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use fashion_tch::{cli, evaluate, out};
 
 /// Evaluate a run made by train_dense or train_cnn: test loss and accuracy, per-class
 /// precision/recall/accuracy, the confusion matrix and the classes most often confused.
-/// Writes predictions.svg, confusion.svg and (for a CNN) filters.svg into the run folder.
+/// Writes predictions.svg, confusion.svg and (for a CNN) filters.svg into the run folder;
+/// it can run while the run is still training, and writes none of the trainer's files.
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
@@ -29,13 +31,20 @@ fn main() -> ExitCode {
         let (run, weights) = (&args.saved.run, args.saved.weights.weights);
         let found = evaluate::evaluate(run, weights, args.data.data_dir.as_deref(), device)?;
         if args.json {
-            return out!("{}", serde_json::to_string_pretty(&found.report)?).map_err(Into::into);
+            out!("{}", serde_json::to_string_pretty(&found.report)?)?;
+        } else {
+            let file = found.weights.display();
+            out!("the weights of epoch {} ({file})\n", found.epoch)?;
+            out!("{}", found.report.to_text())?;
         }
-        let file = found.weights.display();
-        out!("the weights of epoch {} ({file})\n", found.epoch)?;
-        out!("{}", found.report.to_text())?;
-        for p in found.pictures {
-            out!("wrote {}", p.display())?;
+        // the scores are out before the pictures, which a read-only folder refuses
+        let pictures = found
+            .draw(run)
+            .context("the scores above stand; the pictures could not be drawn")?;
+        if !args.json {
+            for p in pictures {
+                out!("wrote {}", p.display())?;
+            }
         }
         Ok(())
     })

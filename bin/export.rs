@@ -17,16 +17,20 @@ use fashion_tch::{cli, out};
 struct Cli {
     #[command(flatten)]
     saved: cli::SavedRunArgs,
-    /// Where to write the module [default: model.pt in the run folder]
+    /// Where to write the module [default: model.pt in the run folder, replaced by each
+    /// export]; anywhere but among the run's own files
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace the --out file if it exists
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
     cli::run(|| {
-        let path = (args.out.clone()).unwrap_or_else(|| args.saved.run.join("model.pt"));
-        let done = export::export(&args.saved.run, args.saved.weights.weights, &path)?;
+        let (run, weights) = (&args.saved.run, args.saved.weights.weights);
+        let done = export::export(run, weights, args.out.as_deref(), args.force)?;
         out!(
             "wrote {} (the weights of epoch {}, {})",
             done.path.display(),

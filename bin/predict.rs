@@ -81,7 +81,7 @@ fn report(records: &[Record], json: bool) -> Result<()> {
     }
     for r in records {
         match (&r.top, &r.error) {
-            (Some(top), _) => out!("{}: {}", r.file.display(), predict::describe(top))?,
+            (Some(top), _) => out!("{}: {}", r.file, predict::describe(top))?,
             (None, error) => eprintln!("error: {}", error.as_deref().unwrap_or("unreadable")),
         }
     }

@@ -262,6 +262,7 @@ fn minutes(s: &str) -> Result<f64, String> {
 pub fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(v) if !v.is_finite() => Err(format!("{s} is not a finite number")),
         Ok(_) => Err(format!("{s} is not above 0")),
         Err(_) => Err(format!("'{s}' is not a number")),
     }
@@ -350,7 +351,7 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -
         }
         Ok(Err(err)) if is_broken_pipe(&err) => ExitCode::from(141),
         Ok(Err(err)) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", crate::progress::error_text(&err));
             ExitCode::FAILURE
         }
         // the hook above has told what happened

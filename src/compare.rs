@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 
 use crate::plots::{self, Line};
 use crate::run_dir::{self, EpochMetrics, RunConfig, Weights};
@@ -18,13 +18,18 @@ pub struct RunSummary {
 
 impl RunSummary {
     /// The row of the epoch whose weights `which` names.
-    pub fn row(&self, which: Weights) -> &EpochMetrics {
-        let (_, epoch) = which.choose(&self.path, self.metrics.len() as u32);
+    pub fn row(&self, which: Weights) -> Result<&EpochMetrics> {
+        let (weights, epoch) = which.choose(&self.path, &self.config, self.metrics.len() as u32)?;
         self.metrics
             .iter()
             .find(|m| m.epoch == epoch)
-            .or(self.metrics.last())
-            .expect("read_runs keeps runs with an epoch")
+            .with_context(|| {
+                format!(
+                    "{} holds epoch {epoch}, which metrics.csv in {} has no row for",
+                    weights.display(),
+                    self.path.display()
+                )
+            })
     }
 }
 
@@ -50,14 +55,14 @@ pub fn read_runs(runs: &[PathBuf]) -> Result<Vec<RunSummary>> {
 /// The markdown table: a row per run with its model, the epochs it trained, and the
 /// figures of the epoch whose weights `which` names (the best on validation, or the
 /// last): test, validation and train accuracy; then its whole training time.
-pub fn table(runs: &[RunSummary], which: Weights) -> String {
+pub fn table(runs: &[RunSummary], which: Weights) -> Result<String> {
     let mut out = String::from(
         "| run | model | parameters | epochs | weights of epoch | test accuracy | \
          validation accuracy | train accuracy | time |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
-        let m = r.row(which);
+        let m = r.row(which)?;
         let seconds: f64 = r.metrics.iter().map(|m| m.seconds).sum();
         let model = match r.config.recipe.name.as_str() {
             "lesson" => r.config.model().name().to_string(),
@@ -75,7 +80,7 @@ pub fn table(runs: &[RunSummary], which: Weights) -> String {
             m.train_accuracy,
         );
     }
-    out
+    Ok(out)
 }
 
 /// Writes the chart of test accuracy per epoch to `path`.

@@ -219,6 +219,11 @@ fn load_split(
     let labels = parse_labels(&label_bytes).map_err(|e| named(&label_path, e))?;
     let n = labels.len();
     ensure!(
+        n > 0,
+        "{} holds no labels; a dataset needs images to train on and images to test on",
+        label_path.display()
+    );
+    ensure!(
         pixels.len() == n * SIDE * SIDE,
         "{} holds {} images but {} holds {n} labels; they must be the same count",
         image_path.display(),
@@ -290,7 +295,8 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>> {
         let size = compressed
             .last_chunk()
             .map_or(0, |&trailer| u32::from_le_bytes(trailer) as usize);
-        read_limited(flate2::read::GzDecoder::new(&compressed[..]), size)
+        // every member, as gunzip and zcat read them, not only the first
+        read_limited(flate2::read::MultiGzDecoder::new(&compressed[..]), size)
     } else {
         let size = file.metadata().map_or(0, |m| m.len() as usize);
         read_limited(file, size)

@@ -1,6 +1,7 @@
-//! `evaluate RUN`: a saved run scored on the test set, with its pictures written into the
-//! run folder: `predictions.svg`, `confusion.svg`, `curves.svg` (redrawn from
-//! `metrics.csv`) and, for a CNN, `filters.svg`.
+//! `evaluate RUN`: a saved run scored on the test set, then its pictures written into the
+//! run folder: `predictions.svg`, `confusion.svg` and, for a CNN, `filters.svg`. These are
+//! evaluate's own files: it writes none that a trainer writes (`curves.svg` is the
+//! trainer's, redrawn after every epoch), so it can run beside a training.
 
 use std::path::{Path, PathBuf};
 
@@ -13,18 +14,18 @@ use crate::plots::{self, FilterView, Prediction};
 use crate::run_dir::{self, LoadedRun, Weights};
 use crate::score::{self, Report};
 
-/// What `evaluate` found.
+/// What `evaluate` found, and what its pictures show.
 pub struct Evaluation {
     pub report: Report,
-    /// The pictures it drew.
-    pub pictures: Vec<PathBuf>,
     /// The weights it scored, and the epoch they are from.
     pub weights: PathBuf,
     pub epoch: u32,
+    predictions: Vec<Prediction>,
+    filters: Option<FilterView>,
 }
 
 /// Scores the `which` weights of the run in `run` on the test set of the data in
-/// `data_dir` (the default places when `None`) and draws its pictures.
+/// `data_dir` (the default places when `None`).
 pub fn evaluate(
     run: &Path,
     which: Weights,
@@ -35,27 +36,33 @@ pub fn evaluate(
     let data = data::load(data_dir, device)?;
     let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let report = Report::from_logits(&logits, &data.test.labels);
-
-    let mut pictures = vec![
-        run.join("predictions.svg"),
-        run.join("confusion.svg"),
-        run.join("curves.svg"),
-    ];
     let predicted = logits.argmax(-1, false);
-    plots::predictions(&pictures[0], &test_predictions(&data.test, &predicted, 25))?;
-    plots::confusion(&pictures[1], &report.confusion, &CLASS_NAMES)?;
-    run_dir::draw_curves(run, &loaded.history)?;
-    if let ModelSpec::Cnn { .. } = loaded.config.model() {
-        let path = run.join("filters.svg");
-        plots::filters(&path, &filter_view(&loaded, &data.test)?)?;
-        pictures.push(path);
-    }
+    let filters = match loaded.config.model() {
+        ModelSpec::Cnn { .. } => Some(filter_view(&loaded, &data.test)?),
+        ModelSpec::Dense { .. } => None,
+    };
     Ok(Evaluation {
         report,
-        pictures,
+        predictions: test_predictions(&data.test, &predicted, 25),
+        filters,
         epoch: loaded.epoch,
         weights: loaded.weights,
     })
+}
+
+impl Evaluation {
+    /// Draws the pictures into the run folder `run`; returns their paths.
+    pub fn draw(&self, run: &Path) -> Result<Vec<PathBuf>> {
+        let mut pictures = vec![run.join("predictions.svg"), run.join("confusion.svg")];
+        plots::predictions(&pictures[0], &self.predictions)?;
+        plots::confusion(&pictures[1], &self.report.confusion, &CLASS_NAMES)?;
+        if let Some(view) = &self.filters {
+            let path = run.join("filters.svg");
+            plots::filters(&path, view)?;
+            pictures.push(path);
+        }
+        Ok(pictures)
+    }
 }
 
 /// The first `count` test images with their predicted and true classes.

@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, ensure, Result};
 use tch::nn::ModuleT;
 use tch::{CModule, Device, Kind, Tensor};
 
 use crate::data::{CLASS_NAMES, SIDE};
+use crate::files;
 use crate::run_dir::{self, Weights};
 
 /// What the exported module takes, in words.
@@ -26,8 +27,14 @@ pub struct Exported {
     pub weights: PathBuf,
 }
 
-/// Traces the `which` weights of the run in `run` into a TorchScript module at `out`.
-pub fn export(run: &Path, which: Weights, out: &Path) -> Result<Exported> {
+/// Traces the `which` weights of the run in `run` into a TorchScript module at `out`
+/// (`None`: `model.pt` in the run folder, export's own file there, which it replaces). An
+/// `out` that already exists is replaced only with `force`, and one among the run's other
+/// files never: the run stays whole.
+pub fn export(run: &Path, which: Weights, out: Option<&Path>, force: bool) -> Result<Exported> {
+    let own = run.join(FILE);
+    let out = out.unwrap_or(&own);
+    check_out(run, out, &own, force)?;
     let mut loaded = run_dir::load_run(run, which, Device::Cpu)?;
     // the weights become the module's constants, which must not ask for gradients
     loaded.vs.freeze();
@@ -38,15 +45,58 @@ pub fn export(run: &Path, which: Weights, out: &Path) -> Result<Exported> {
             vec![loaded.net.forward_t(&xs[0], false)]
         })
     })
-    .context("tracing the network")?;
-    module
-        .save(out)
-        .with_context(|| format!("writing {}", out.display()))?;
+    .map_err(|e| anyhow!("tracing the network: {}", first_line(&e)))?;
+    files::replace_with(out, |tmp| {
+        module.save(tmp).map_err(|e| anyhow!("{}", first_line(&e)))
+    })?;
     Ok(Exported {
         path: out.to_path_buf(),
         epoch: loaded.epoch,
         weights: loaded.weights,
     })
+}
+
+/// The module's file name in the run folder, where `--out` is not given.
+pub const FILE: &str = "model.pt";
+
+/// Errs when writing `out` would overwrite what export did not make: a file of the run
+/// (in the run folder, only `own` is export's), a folder, or, without `force`, any file.
+fn check_out(run: &Path, out: &Path, own: &Path, force: bool) -> Result<()> {
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty());
+    let in_run = match (
+        folder.unwrap_or(Path::new(".")).canonicalize(),
+        run.canonicalize(),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let is_own = in_run && out.file_name() == own.file_name();
+    ensure!(
+        !in_run || is_own,
+        "--out {} is inside the run folder {}, whose files are the run's; write the module \
+         elsewhere, or leave out --out for {}",
+        out.display(),
+        run.display(),
+        own.display()
+    );
+    ensure!(
+        !out.is_dir(),
+        "--out {} is a folder; give a file name, like {}",
+        out.display(),
+        out.join(FILE).display()
+    );
+    ensure!(
+        is_own || force || !out.exists(),
+        "--out {} already exists; give --force to replace it, or another file name",
+        out.display()
+    );
+    Ok(())
+}
+
+/// libtorch's message without its C++ backtrace: the first line.
+fn first_line(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// The class names, in the order of the module's outputs.

@@ -4,37 +4,59 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, View};
 use tch::Tensor;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // the rename itself, on disk: the folder's entry
-        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-        fs::File::open(folder.unwrap_or(Path::new("."))).and_then(|d| d.sync_all())
-    };
-    let result = write().with_context(|| format!("writing {}", path.display()));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    replace_with(path, |tmp| fs::write(tmp, bytes).map_err(Into::into))
+}
+
+/// Replaces `path` with what `write` puts into the temporary path it is given: a file of
+/// its own, with a name no other writer uses, in `path`'s folder, flushed to disk and then
+/// renamed over `path`. Two programs writing one file never break each other (the last
+/// rename wins), and a failure leaves the old file and no temporary one.
+pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if !folder.is_dir() {
+        bail!(
+            "writing {}: the folder {} does not exist",
+            path.display(),
+            folder.display()
+        );
     }
-    result
+    let done = (|| -> Result<()> {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            // as a plain create would make it (0o666 less the umask), not the owner-only
+            // default of temporary files: PyTorch and other users read these
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .tempfile_in(folder)?;
+        write(tmp.path())?;
+        fs::File::open(tmp.path())?.sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        // the rename itself, on disk: the folder's entry
+        fs::File::open(folder)?.sync_all()?;
+        Ok(())
+    })();
+    done.with_context(|| format!("writing {}", path.display()))
+}
+
+/// Whether `name` is one of the temporary files [`replace_with`] makes for a file named
+/// `target` (left behind only when the process was killed while writing it).
+pub fn is_temporary_of(name: &str, target: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_prefix(target))
+        .is_some_and(|rest| rest.starts_with('.') && rest.ends_with(".tmp"))
 }
 
 /// Writes `tensors` to `path` in the safetensors format (sorted by name, each as its

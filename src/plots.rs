@@ -37,12 +37,28 @@ fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
 }
 
-/// The span of `values` with a tenth of it added above and below (at least 0.001), the
-/// top no higher than `cap` (1.0 for accuracies).
+/// The span of the finite `values` with a tenth of it added above and below (at least
+/// 0.001), the top no higher than `cap` (1.0 for accuracies); 0 to 1 when none is finite.
+/// NaN and infinite values are left off the charts ([`finite`]).
 fn padded_range(values: impl Iterator<Item = f64>, cap: f64) -> std::ops::Range<f64> {
-    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let pad = ((hi - lo) * 0.1).max(1e-3);
-    (lo - pad)..(hi + pad).min(cap)
+    let range = (lo - pad)..(hi + pad).min(cap);
+    match range.start.is_finite() && range.end.is_finite() && range.start < range.end {
+        true => range,
+        false => 0.0..1.0,
+    }
+}
+
+/// The points of `points` that can be drawn: both coordinates finite.
+fn finite(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    points
+        .iter()
+        .copied()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect()
 }
 
 /// A line on a chart: its name in the legend and its points, `(epoch, value)` on the
@@ -86,7 +102,10 @@ fn epoch_chart<'a, 'b: 'a>(
     (font, label_width): (u32, u32),
 ) -> Result<Chart<'a, 'b>> {
     let points = || lines.iter().flat_map(|l| l.points.iter());
-    let last = points().map(|p| p.0).fold(1.0, f64::max);
+    let last = points()
+        .map(|p| p.0)
+        .filter(|x| x.is_finite())
+        .fold(1.0, f64::max);
     let y = padded_range(points().map(|p| p.1), cap);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", font))
@@ -109,7 +128,7 @@ type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64
 
 /// One labelled line on a chart, with a dot at each point.
 fn series(chart: &mut Chart, line: &Line, color: RGBAColor) -> Result<()> {
-    let points = line.points.clone();
+    let points = finite(&line.points);
     chart
         .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
         .map_err(plot_error)?
@@ -201,7 +220,7 @@ pub fn sweep(path: &Path, sizes: &[String], lines: &[SweepLine]) -> Result<()> {
             series(&mut chart, &test, color)?;
             chart
                 .draw_series(DashedLineSeries::new(
-                    at(&line.train),
+                    finite(&at(&line.train)),
                     6,
                     4,
                     color.stroke_width(1),

@@ -54,6 +54,13 @@ impl fmt::Display for Invert {
 /// Reads a PNG or JPEG of any size and colour mode and returns it as the network's
 /// input: 28×28 grey levels in [0, 1], row-major, light garment on a dark background.
 pub fn load_image(path: &Path, invert: Invert) -> Result<Vec<f32>> {
+    // before opening it: a FIFO or a device would block the open or never end
+    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    ensure!(
+        meta.is_file(),
+        "{} is not a regular file (a pipe, socket or device), so not an image",
+        path.display()
+    );
     let open = || {
         image::io::Reader::open(path)
             .and_then(|r| r.with_guessed_format())
@@ -150,6 +157,7 @@ pub fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .map(|e| e.map(|e| e.path()))
                 .collect::<Result<_, _>>()
                 .with_context(|| format!("reading the folder {}", path.display()))?;
+            // as a listing shows them: what is not a regular file is left out
             inside.retain(|p| p.is_file());
             inside.sort();
             files.extend(inside);
@@ -165,7 +173,8 @@ pub fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// What `predict` says of one file: its top classes, or why it could not be read.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Record {
-    pub file: PathBuf,
+    /// The file as given; a name that is not UTF-8 is shown with its odd bytes replaced.
+    pub file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top: Option<Vec<Guess>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,10 +213,10 @@ pub fn classify_files(
         for (file, image) in chunk.iter().zip(loaded) {
             let (top, error) = match image {
                 Ok(_) => (tops.next().map(guesses), None),
-                Err(e) => (None, Some(format!("{e:#}"))),
+                Err(e) => (None, Some(crate::progress::error_text(&e))),
             };
             records.push(Record {
-                file: file.clone(),
+                file: file.to_string_lossy().into_owned(),
                 top,
                 error,
             });

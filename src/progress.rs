@@ -1,6 +1,7 @@
 //! What a binary shows as it works: indicatif bars on a terminal (nothing when output
-//! goes to a file or `--quiet` is given), and its lines of output through [`out!`],
-//! which returns an error rather than panicking when the reader has gone away.
+//! goes to a file or `--quiet` is given), its lines of output through [`out!`], which
+//! returns an error rather than panicking when the reader has gone away, and how counts
+//! and errors read.
 
 /// `println!` that returns the `io::Result` (a closed pipe is an `ErrorKind::BrokenPipe`
 /// error, which [`crate::cli::run`] ends quietly on) instead of panicking.
@@ -17,6 +18,28 @@ pub fn write_line(args: std::fmt::Arguments) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_fmt(args)?;
     stdout.write_all(b"\n")
+}
+
+/// `n` and `noun`, plural unless `n` is 1: "1 epoch", "2 epochs".
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
+/// An error and its causes on one line, each joined by ": ", leaving out a cause that
+/// says again what the one before it said (the `image` crate's errors repeat their
+/// source: "Invalid PNG signature.: Invalid PNG signature.").
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.last().is_some_and(|last| last.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 use std::io::IsTerminal;
@@ -58,4 +81,22 @@ pub fn bytes_bar(len: Option<u64>, what: &str) -> ProgressBar {
     );
     bar.set_message(format!("downloading {what}"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_errors_read_as_english() {
+        assert_eq!(count(1u32, "epoch"), "1 epoch");
+        assert_eq!(count(0u32, "epoch"), "0 epochs");
+        let err = anyhow::anyhow!("Invalid PNG signature.")
+            .context("Invalid PNG signature.")
+            .context("a.png is not a readable image");
+        assert_eq!(
+            error_text(&err),
+            "a.png is not a readable image: Invalid PNG signature."
+        );
+    }
 }

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::files::is_temporary_of;
 use crate::models::{comma_list, ModelSpec};
 use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
-use crate::run_dir::{self, checkpoint, resume, write_atomically};
+use crate::run_dir::{self, checkpoint, lock, resume, write_atomically, RunLock};
 use crate::train::{self, Interrupted, Resume, TrainOptions};
 
 /// One size at one epoch count.
@@ -154,8 +155,7 @@ fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Resul
     let started = dir.join("config.json").exists()
         && (dir.join(checkpoint::FILE).exists() || dir.join(run_dir::WEIGHTS).exists());
     if dir.exists() && !started {
-        // cut short before its first checkpoint: nothing to keep
-        fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+        clear_unstarted(dir)?;
     }
     let resume = match started {
         false => None,
@@ -163,7 +163,8 @@ fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Resul
             let fresh = opts.fresh_optimizer;
             let done = resume::finished_epochs(dir, fresh)?;
             if done >= recipe.epochs {
-                crate::out!("{}: already trained {done} epochs, skipped", dir.display())?;
+                let done = crate::progress::count(done, "epoch");
+                crate::out!("{}: already trained {done}, skipped", dir.display())?;
                 return Ok(());
             }
             Some(if fresh {
@@ -195,6 +196,46 @@ fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Resul
             Err(e) => Err(e),
         },
     }
+}
+
+/// Empties the folder `dir` of a run of this sweep that was cut short before its first
+/// checkpoint (its config.json, already checked against the sweep's settings, and a
+/// metrics.csv without rows), so that it starts afresh there. Anything else in the folder
+/// was not made by the sweep: it is refused, by name, and nothing is deleted. So is a
+/// folder that another process is training.
+fn clear_unstarted(dir: &Path) -> Result<()> {
+    let _lock = RunLock::acquire(dir)?;
+    let ours = ["config.json", "metrics.csv"];
+    let mut found = run_dir::entries(dir)?;
+    found.retain(|name| name != lock::FILE);
+    let strays: Vec<&String> = found
+        .iter()
+        .filter(|name| !ours.iter().any(|o| *name == o || is_temporary_of(name, o)))
+        .collect();
+    let rows = match dir.join("metrics.csv").exists() {
+        true => run_dir::read_metrics(dir)?.len(),
+        false => 0,
+    };
+    if !strays.is_empty() || rows > 0 {
+        let what = match strays.is_empty() {
+            true => format!("metrics.csv with {rows} rows but no weights or checkpoint"),
+            false => strays
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        bail!(
+            "{} has the name of one of this sweep's runs, but holds {what}, which the sweep \
+             did not make; move it out of the sweep folder (nothing was deleted)",
+            dir.display()
+        );
+    }
+    for name in found {
+        let path = dir.join(&name);
+        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The sweep's rows for the run of `model` in `dir`.

@@ -22,7 +22,7 @@ use crate::optim::Adam;
 use crate::progress;
 use crate::recipe::{self, Optimizer, Precision, Recipe};
 use crate::run_dir::checkpoint::{self, Position, State};
-use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir};
+use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir, RunLock};
 use crate::score;
 use crate::shim;
 use crate::stop;
@@ -169,9 +169,13 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             return Err(run.interrupted().into());
         }
         run.finish_epoch(&splits)?;
-        if stop::requested() {
+        // Ctrl-C after the last step: the run is complete, and ends as one
+        if stop::requested() && run.position.epoch <= opts.recipe.epochs {
             return Err(run.interrupted().into());
         }
+    }
+    if stop::requested() {
+        crate::out!("Ctrl-C came after the last step: the run is complete")?;
     }
     Ok(TrainReport {
         run_dir: run.dir.path,
@@ -255,13 +259,18 @@ impl<'a> Run<'a> {
         let mut adam = Adam::new(&vs, weight_decay);
         let config = new_config(opts, device, data, splits, &vs);
         let training_images = splits.train.len() as u64;
-        let state = match opts.resume {
-            Some(how) => restore(&out, how, &mut vs, &mut adam, training_images)?,
-            None => State::fresh(Vec::new(), training_images),
-        };
-        let dir = match opts.resume {
-            Some(_) => reopen(&out, config, &state.history)?,
-            None => RunDir::create(&out, &config)?,
+        let (state, dir) = match opts.resume {
+            Some(how) => {
+                // the lock first: the checkpoint is read as no other trainer leaves it
+                let lock = RunLock::acquire(&out)?;
+                let state = restore(&out, how, &mut vs, &mut adam, training_images)?;
+                let dir = reopen(lock, &out, config, &state.history)?;
+                (state, dir)
+            }
+            None => (
+                State::fresh(Vec::new(), training_images),
+                RunDir::create(&out, &config)?,
+            ),
         };
         let steps_per_epoch = (splits.train.len() as usize).div_ceil(opts.recipe.batch_size);
         let run = Run {
@@ -285,8 +294,7 @@ impl<'a> Run<'a> {
     fn announce(&self, splits: &Splits, data: &Path) -> Result<()> {
         let (epochs, done) = (self.opts.recipe.epochs, self.position.epoch - 1);
         let span = match (done, self.position.step) {
-            (0, 0) if epochs == 1 => "for 1 epoch".to_string(),
-            (0, 0) => format!("for {epochs} epochs"),
+            (0, 0) => format!("for {}", progress::count(epochs, "epoch")),
             (_, 0) => format!("from epoch {} to {epochs}", done + 1),
             (_, step) => format!(
                 "from step {} of epoch {} to epoch {epochs}",
@@ -454,15 +462,16 @@ impl<'a> Run<'a> {
         self.position = Position::start_of(m.epoch + 1);
         // The files of the finished epoch first, the checkpoint that records it as done
         // last: a crash in between leaves the previous checkpoint, and a resume repeats
-        // the epoch and rewrites metrics.csv from the checkpoint.
-        let new_best = best_epoch(&self.history) == Some(m.epoch);
-        if new_best {
+        // the epoch and rewrites metrics.csv from the checkpoint. Its row comes before
+        // best.safetensors and config.json name it, so a reader never meets a best epoch
+        // that metrics.csv does not have yet.
+        self.dir.save_weights(&self.vs)?;
+        self.dir.append_metrics(&m)?;
+        if best_epoch(&self.history) == Some(m.epoch) {
             self.dir.save_best_weights(&self.vs, m.epoch)?;
             self.config.best_epoch = Some(m.epoch);
             self.dir.write_config(&self.config)?;
         }
-        self.dir.save_weights(&self.vs)?;
-        self.dir.append_metrics(&m)?;
         self.save_checkpoint()?;
         (self.opts.after_epoch)(&self.dir.path, &self.history)
     }
@@ -488,9 +497,10 @@ impl<'a> Run<'a> {
             .and_then(|m| m.validation_accuracy)
             .unwrap_or(0.0);
         crate::out!(
-            "stopping early after epoch {last}: validation accuracy has not improved for \
-             {patience} epochs (--early-stop {patience}); the best was {accuracy:.4} at \
-             epoch {best}, kept in best.safetensors"
+            "stopping early after epoch {last}: validation accuracy has not improved for {} \
+             (--early-stop {patience}); the best was {accuracy:.4} at epoch {best}, kept in \
+             best.safetensors",
+            progress::count(patience, "epoch")
         )?;
         self.config.stopped_early = Some(last);
         self.dir.write_config(&self.config)?;
@@ -534,7 +544,12 @@ fn new_config(
 
 /// Opens the run folder `out` to go on with `config` from the finished epochs `history`:
 /// the run keeps its start, and its best epoch is the one its history holds.
-fn reopen(out: &Path, config: RunConfig, history: &[EpochMetrics]) -> Result<RunDir> {
+fn reopen(
+    lock: RunLock,
+    out: &Path,
+    config: RunConfig,
+    history: &[EpochMetrics],
+) -> Result<RunDir> {
     let done = history.len() as u32;
     let best = run_dir::best_weights_epoch(out).filter(|&e| e <= done);
     if best.is_none() {
@@ -546,7 +561,7 @@ fn reopen(out: &Path, config: RunConfig, history: &[EpochMetrics]) -> Result<Run
         best_epoch: best,
         ..config
     };
-    RunDir::reopen(out, &config, history)
+    RunDir::reopen(lock, out, &config, history)
 }
 
 /// The epoch with the best validation accuracy in `history` (the first, on a tie).
@@ -554,7 +569,7 @@ pub fn best_epoch(history: &[EpochMetrics]) -> Option<u32> {
     let mut best: Option<(u32, f64)> = None;
     for m in history {
         if let Some(v) = m.validation_accuracy {
-            if best.map_or(true, |(_, b)| v > b) {
+            if best.is_none_or(|(_, b)| v > b) {
                 best = Some((m.epoch, v));
             }
         }

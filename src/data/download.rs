@@ -130,8 +130,11 @@ fn parse_timeout(value: Option<&str>) -> Result<Duration> {
 
 fn read_file_as_gz(path: &Path) -> Result<Vec<u8>> {
     let file = fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    read_limited(flate2::read::GzDecoder::new(io::BufReader::new(file)), 0)
-        .map_err(|e| anyhow!("the download {e:#}"))
+    read_limited(
+        flate2::read::MultiGzDecoder::new(io::BufReader::new(file)),
+        0,
+    )
+    .map_err(|e| anyhow!("the download {e:#}"))
 }
 
 /// Whether `err` or anything under it is an I/O time-out.

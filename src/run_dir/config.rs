@@ -24,7 +24,9 @@ pub struct RunConfig {
     /// libtorch's intra-op threads.
     pub threads: usize,
     pub trainable_parameters: i64,
-    /// The folder the data was read from.
+    /// The folder the data was read from (a name that is not UTF-8 is saved with its odd
+    /// bytes replaced, as JSON holds only text).
+    #[serde(serialize_with = "lossy")]
     pub data_dir: PathBuf,
     pub libtorch_version: String,
     pub fashion_tch_version: String,
@@ -119,6 +121,10 @@ impl TryFrom<StoredConfig> for RunConfig {
             stopped_early: c.stopped_early,
         })
     }
+}
+
+fn lossy<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
 }
 
 /// Reads a run's `config.json`.

@@ -12,6 +12,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod lock;
 pub mod resume;
 
 use std::collections::HashMap;
@@ -19,14 +20,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 
 pub use config::{read_config, RunConfig};
+pub use lock::RunLock;
 
 pub use crate::files::write_atomically;
-use crate::files::write_safetensors;
+use crate::files::{is_temporary_of, write_safetensors};
 use crate::models::ModelSpec;
 use crate::plots::{self, Line};
 
@@ -56,23 +58,44 @@ pub const BEST_WEIGHTS: &str = "best.safetensors";
 const BEST_EPOCH_KEY: &str = "epoch";
 
 /// The epoch whose weights `best.safetensors` in `run` holds, as the file says; `None`
-/// when there is no such file (or it does not say).
+/// when there is no such file, or it does not say.
 pub fn best_weights_epoch(run: &Path) -> Option<u32> {
-    let bytes = fs::read(run.join(BEST_WEIGHTS)).ok()?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).ok()?;
-    header
-        .metadata()
-        .as_ref()?
-        .get(BEST_EPOCH_KEY)?
-        .parse()
-        .ok()
+    read_best_epoch(run).ok()
 }
 
-/// An open run folder.
+/// The epoch `best.safetensors` in `run` says it holds; errs, naming the file, when it is
+/// missing, damaged or silent.
+fn read_best_epoch(run: &Path) -> Result<u32> {
+    let path = run.join(BEST_WEIGHTS);
+    let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow!("{} is damaged: {e:?}", path.display()))?;
+    let epoch = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(BEST_EPOCH_KEY));
+    epoch
+        .and_then(|e| e.parse().ok())
+        .with_context(|| format!("{} does not say which epoch it holds", path.display()))
+}
+
+/// An open run folder, written by this process alone while it is open ([`lock`]).
 pub struct RunDir {
     pub path: PathBuf,
     metrics: File,
+    _lock: RunLock,
 }
+
+/// The files a trainer writes in its run folder; readers never write them.
+pub const TRAINER_FILES: [&str; 7] = [
+    "config.json",
+    "metrics.csv",
+    WEIGHTS,
+    BEST_WEIGHTS,
+    checkpoint::FILE,
+    "curves.svg",
+    lock::FILE,
+];
 
 impl RunDir {
     /// The default folder for a new run: `runs/<model>-<YYYYmmdd-HHMMSS>`.
@@ -81,9 +104,10 @@ impl RunDir {
         PathBuf::from("runs").join(format!("{}-{stamp}", model.name()))
     }
 
-    /// Creates the folder and writes `config.json` and the `metrics.csv` header, so that a
-    /// folder we cannot write to fails now, before any training. A folder that already
-    /// holds a run is refused: its results are never overwritten.
+    /// Creates the folder, takes its lock and writes `config.json` and the `metrics.csv`
+    /// header, so that a folder we cannot write to fails now, before any training. Only a
+    /// new or empty folder is taken: a run's results, or anyone's other files, are never
+    /// overwritten.
     pub fn create(path: &Path, config: &RunConfig) -> Result<RunDir> {
         if path.is_file() {
             bail!(
@@ -91,21 +115,45 @@ impl RunDir {
                 path.display()
             );
         }
-        if path.join("config.json").exists() {
+        fs::create_dir_all(path)
+            .with_context(|| format!("creating the run folder {}", path.display()))?;
+        let lock = RunLock::acquire(path)?;
+        // under the lock: another trainer may have taken the folder a moment ago
+        let mut found = entries(path)?;
+        found.retain(|name| name != lock::FILE);
+        if found.iter().any(|name| name == "config.json") {
             bail!(
-                "--out {} already holds a run; choose another folder so its results are kept",
+                "--out {} already holds a run; choose another folder so its results are kept \
+                 (or continue it with --resume)",
                 path.display()
             );
         }
-        fs::create_dir_all(path)
-            .with_context(|| format!("creating the run folder {}", path.display()))?;
-        RunDir::reopen(path, config, &[])
+        if !found.is_empty() {
+            bail!(
+                "--out {} is not empty and holds no run ({}); give a new or empty folder, so \
+                 that nothing in it is overwritten",
+                path.display(),
+                found.join(", ")
+            );
+        }
+        RunDir::reopen(lock, path, config, &[])
     }
 
-    /// Opens a run folder to continue it from the finished epochs `history`: writes
-    /// `config` (keeping the start time of the one there) and rewrites `metrics.csv` with
-    /// `history`'s rows, then appends to it.
-    pub fn reopen(path: &Path, config: &RunConfig, history: &[EpochMetrics]) -> Result<RunDir> {
+    /// Opens a run folder, whose `lock` this process holds, to continue it from the
+    /// finished epochs `history`: writes `config` (keeping the start time of the one
+    /// there) and rewrites `metrics.csv` with `history`'s rows, then appends to it.
+    pub fn reopen(
+        lock: RunLock,
+        path: &Path,
+        config: &RunConfig,
+        history: &[EpochMetrics],
+    ) -> Result<RunDir> {
+        // what a killed writer of ours left half-written (we hold the lock)
+        for name in entries(path)? {
+            if TRAINER_FILES.iter().any(|f| is_temporary_of(&name, f)) {
+                let _ = fs::remove_file(path.join(name));
+            }
+        }
         let started = read_config(path).map(|old| old.started);
         let config = RunConfig {
             started: started.unwrap_or_else(|_| config.started.clone()),
@@ -128,6 +176,7 @@ impl RunDir {
         let dir = RunDir {
             path: path.to_path_buf(),
             metrics,
+            _lock: lock,
         };
         dir.write_config(&config)?;
         Ok(dir)
@@ -171,6 +220,18 @@ fn metrics_row(m: &EpochMetrics) -> String {
         "{},{:.6},{:.6},{:.6},{:.6},{:.3}{validation}\n",
         m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
     )
+}
+
+/// The names of the entries of the folder `path`, sorted.
+pub fn entries(path: &Path) -> Result<Vec<String>> {
+    let read = || -> std::io::Result<Vec<String>> {
+        let mut names = fs::read_dir(path)?
+            .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        names.sort();
+        Ok(names)
+    };
+    read().with_context(|| format!("reading the folder {}", path.display()))
 }
 
 /// Saves the variables of `vs` to `path` as safetensors (a state dict PyTorch loads),
@@ -298,15 +359,36 @@ pub enum Weights {
 }
 
 impl Weights {
-    /// The file of these weights in the run folder `run`, and the epoch they are from
-    /// (`finished`: the run's finished epochs). `best` falls back to the last epoch's
-    /// weights when the run kept no best (nothing held out, or made before best weights
-    /// were kept).
-    pub fn choose(self, run: &Path, finished: u32) -> (PathBuf, u32) {
-        match (self, best_weights_epoch(run)) {
-            (Weights::Best, Some(epoch)) => (run.join(BEST_WEIGHTS), epoch),
-            _ => (run.join(WEIGHTS), finished),
+    /// The file of these weights in the run folder `run`, made with `config`, and the
+    /// epoch they are from (`finished`: the run's finished epochs in metrics.csv). `Best`
+    /// is the last epoch's weights where the run kept no best (nothing held out); where
+    /// config.json names a best epoch, a missing or damaged best.safetensors is an error,
+    /// never a quiet switch to other weights.
+    pub fn choose(self, run: &Path, config: &RunConfig, finished: u32) -> Result<(PathBuf, u32)> {
+        let best = match (self, config.best_epoch) {
+            (Weights::Best, Some(named)) => Some(read_best_epoch(run).with_context(|| {
+                format!(
+                    "config.json names epoch {named} as the best on validation, but its weights \
+                     cannot be read; give --weights last for the last epoch's, or --resume the \
+                     run to save them again"
+                )
+            })?),
+            // runs from before config.json named the best epoch
+            (Weights::Best, None) => best_weights_epoch(run),
+            (Weights::Last, _) => None,
+        };
+        if let Some(epoch) = best {
+            return Ok((run.join(BEST_WEIGHTS), epoch));
         }
+        ensure!(
+            finished > 0,
+            "{} has no finished epoch yet (metrics.csv has no row, so {WEIGHTS} is not an \
+             epoch's weights); wait for its first epoch to end, or, if its training stopped, \
+             continue it with --resume {}",
+            run.display(),
+            run.display()
+        );
+        Ok((run.join(WEIGHTS), finished))
     }
 }
 
@@ -335,8 +417,23 @@ pub fn load_run(run: &Path, which: Weights, device: tch::Device) -> Result<Loade
     let mut vs = VarStore::new(device);
     let net = config.model().build(&vs.root());
     let history = read_metrics(run)?;
-    let (weights, epoch) = which.choose(run, history.len() as u32);
+    let (weights, epoch) = which.choose(run, &config, history.len() as u32)?;
     load_weights(&weights, &mut vs)?;
+    let finite = tch::no_grad(|| {
+        vs.variables()
+            .values()
+            .all(|t| bool::try_from(t.isfinite().all()).unwrap_or(false))
+    });
+    ensure!(
+        finite,
+        "{} holds NaN or infinite weights: its training diverged. Train again with a lower \
+         --lr{}",
+        weights.display(),
+        match which {
+            Weights::Best => "",
+            Weights::Last => ", or try --weights best",
+        }
+    );
     Ok(LoadedRun {
         config,
         vs,
@@ -384,7 +481,9 @@ mod tests {
         f.write_all(b"3,0.4,0.8").unwrap();
         assert_eq!(read_metrics(&run).unwrap().len(), 2);
         // reopening from the finished epochs rewrites the file without it
-        let mut rd = RunDir::reopen(&run, &config(), &[row(1, None)]).unwrap();
+        drop(rd);
+        let lock = RunLock::acquire(&run).unwrap();
+        let mut rd = RunDir::reopen(lock, &run, &config(), &[row(1, None)]).unwrap();
         rd.append_metrics(&row(2, None)).unwrap();
         assert_eq!(
             read_metrics(&run).unwrap(),

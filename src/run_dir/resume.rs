@@ -71,15 +71,16 @@ pub fn plan(
         (Some(more), _) => done.saturating_add(more),
         (None, Some(after)) => bail!(
             "--resume {}: the run stopped early after epoch {after}: its validation accuracy \
-             had not improved for {} epochs (--early-stop); give --epochs N to go on for up \
+             had not improved for {} (--early-stop); give --epochs N to go on for up \
              to N more (early stopping watches again from there)",
             run.display(),
-            config.recipe.early_stop.unwrap_or(0)
+            crate::progress::count(config.recipe.early_stop.unwrap_or(0), "epoch")
         ),
         (None, None) if done < config.recipe.epochs => config.recipe.epochs,
         (None, None) => bail!(
-            "--resume {}: the run has finished its {done} epochs; give --epochs N to train N more",
-            run.display()
+            "--resume {}: the run has finished its {}; give --epochs N to train N more",
+            run.display(),
+            crate::progress::count(done, "epoch")
         ),
     };
     config.stopped_early = None;

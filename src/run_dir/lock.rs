@@ -1,0 +1,73 @@
+//! One writer per run folder. A trainer holds an exclusive lock on the folder's
+//! `training.lock` for as long as it runs, and writes its process ID into it; a second
+//! trainer (`--resume`, `--out` or `sweep`) is refused, naming the folder and that process.
+//! The operating system drops the lock when the process ends, however it ends (`kill -9`
+//! included), so a lock is never left stale. Readers (`evaluate`, `predict`, `compare`,
+//! `export`) take no lock: they read files that are only ever replaced whole, and write
+//! none that a trainer writes.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+/// The lock's file name in a run folder.
+pub const FILE: &str = "training.lock";
+
+/// The exclusive right to write a run folder, held until it is dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    /// Takes the lock of the existing folder `run`, or says which process holds it.
+    pub fn acquire(run: &Path) -> Result<RunLock> {
+        let path = run.join(FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => bail!(
+                "{} is being trained by another process{}; a run folder has one writer. Wait \
+                 for it to end (or stop it with Ctrl-C), or give another folder",
+                run.display(),
+                holder(&path).map_or(String::new(), |pid| format!(" (PID {pid})"))
+            ),
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+        file.set_len(0)
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(RunLock { _file: file })
+    }
+}
+
+/// The process ID the lock file at `path` names, when it names one.
+fn holder(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_with_the_holder_and_taken_once_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RunLock::acquire(dir.path()).unwrap();
+        let err = RunLock::acquire(dir.path()).unwrap_err().to_string();
+        let pid = format!("PID {}", std::process::id());
+        assert!(err.contains(&pid) && err.contains("one writer"), "{err}");
+        drop(first);
+        RunLock::acquire(dir.path()).unwrap();
+    }
+}
