@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::{cli, compare, out};
+use fashion_tch::{cli, compare, out, run_dir};
 
 /// Compare runs made by train_dense and train_cnn: prints a markdown table of their
 /// figures (of the epoch --weights names) and draws their test accuracy per epoch on one
@@ -25,6 +25,7 @@ struct Cli {
 fn main() -> ExitCode {
     let args = Cli::parse();
     cli::run(|| {
+        run_dir::refuse_trainer_file(&args.out, "--out")?;
         let runs = compare::read_runs(&args.runs)?;
         out!("{}", compare::table(&runs, args.weights.weights)?)?;
         compare::chart(&args.out, &runs)?;

@@ -448,6 +448,12 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
         stderr(&out)
     );
 
+    // compare never writes a trainer's file
+    let curves = run.join("curves.svg");
+    let out = run_bin(COMPARE, &[s(&run), "--out", s(&curves)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("trainer writes"), "{}", stderr(&out));
+
     // figures that are not numbers: compare draws the others
     let rows = "1,inf,0.5,NaN,0.5,1.0\n2,0.5,0.6,inf,inf,1.0\n3,0.4,0.7,0.5,-inf,1.0\n";
     fs::write(&metrics, format!("{header}\n{rows}")).unwrap();

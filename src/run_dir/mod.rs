@@ -222,6 +222,23 @@ fn metrics_row(m: &EpochMetrics) -> String {
     )
 }
 
+/// Errs when `out`, where a reader is to write, is one of a trainer's files in a run
+/// folder: readers never write those.
+pub fn refuse_trainer_file(out: &Path, flag: &str) -> Result<()> {
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty());
+    let in_run = folder
+        .unwrap_or(Path::new("."))
+        .join("config.json")
+        .is_file();
+    let name = out.file_name().unwrap_or_default().to_string_lossy();
+    ensure!(
+        !(in_run && TRAINER_FILES.contains(&name.as_ref())),
+        "{flag} {} is a file its run's trainer writes; give another name",
+        out.display()
+    );
+    Ok(())
+}
+
 /// The names of the entries of the folder `path`, sorted.
 pub fn entries(path: &Path) -> Result<Vec<String>> {
     let read = || -> std::io::Result<Vec<String>> {
