@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::models::{ModelKind, ModelSpec};
-use fashion_tch::recipe::{Recipe, RecipeFlags};
+use fashion_tch::models::{self, CnnArgs, ModelKind, ModelSpec};
+use fashion_tch::recipe::{Overrides, Recipe, RecipeArgs};
 use fashion_tch::sweep::{self, SweepOptions};
 use fashion_tch::{cli, out, run_dir::RunDir};
 
@@ -17,9 +17,9 @@ use fashion_tch::{cli, out, run_dir::RunDir};
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// Which network: dense or cnn
-    #[arg(long, value_parser = ["dense", "cnn"])]
-    model: String,
+    /// Which network
+    #[arg(long, value_enum)]
+    model: ModelKind,
     /// Hidden units to try, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "128",
           value_parser = clap::value_parser!(i64).range(1..))]
@@ -47,42 +47,42 @@ struct FilterList(Vec<Vec<i64>>);
 
 fn parse_filter_list(s: &str) -> Result<FilterList, String> {
     s.split(';')
-        .map(cli::parse_filters)
+        .map(models::parse_filters)
         .collect::<Result<_, _>>()
         .map(FilterList)
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let (kind, filter_lists) = match args.model.as_str() {
-        "dense" => (ModelKind::Dense, vec![None]),
-        _ => (
-            ModelKind::Cnn,
-            args.filters.0.iter().cloned().map(Some).collect(),
-        ),
+    let filter_lists = match args.model {
+        ModelKind::Dense => vec![None],
+        ModelKind::Cnn => args.filters.0.iter().cloned().map(Some).collect(),
     };
-    let lesson = args.train.recipe_flags().apply(Recipe::lesson(kind));
+    // a size at a time: its model's flags over the lesson's network
     let sizes = filter_lists.iter().flat_map(|filters| {
-        args.hidden.iter().map(move |&hidden| RecipeFlags {
+        args.hidden.iter().map(move |&hidden| CnnArgs {
             hidden: Some(hidden),
             filters: filters.clone(),
-            ..RecipeFlags::default()
+            ..CnnArgs::default()
         })
     });
-    let models: Vec<ModelSpec> = sizes
-        .map(|size| size.apply(Recipe::lesson(kind)).map(|r| r.model))
-        .collect::<Result<_, _>>()
-        .expect("sizes alone always fit the lesson's recipe");
+    let lesson = Recipe::lesson(args.model);
+    let no_settings = RecipeArgs::default();
+    let models: Result<Vec<ModelSpec>, String> = sizes
+        .map(|size| Overrides::new(None, &no_settings, &size, None).apply(&lesson))
+        .map(|recipe| recipe.map(|r| r.model))
+        .collect();
     let out = args.out.clone().unwrap_or_else(|| {
-        let stamp = RunDir::default_path(&models[0]);
+        let stamp = RunDir::default_path(&lesson.model);
         let name = stamp.file_name().unwrap_or_default().to_string_lossy();
         PathBuf::from("runs").join(format!("sweep-{name}"))
     });
     cli::run(|| {
-        let recipe = lesson.map_err(anyhow::Error::msg)?;
+        let settings = Overrides::new(None, &args.train.recipe, &(), None);
+        let recipe = settings.apply(&lesson).map_err(anyhow::Error::msg)?;
         let options = SweepOptions {
             base: cli::options(&args.train, &args.data, &args.device, recipe),
-            models,
+            models: models.map_err(anyhow::Error::msg)?,
             epochs: args.epochs.clone(),
             out,
             fresh_optimizer: args.train.fresh_optimizer,

@@ -9,8 +9,10 @@ use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use crate::device::DeviceChoice;
-use crate::models::{ModelKind, CONVS_PER_BLOCK, MAX_BLOCKS};
-use crate::recipe::{Precision, Recipe, RecipeFlags};
+use serde::Serialize;
+
+use crate::models::ModelKind;
+use crate::recipe::{positive_f64, Overrides, Recipe, RecipeArgs, RecipeName};
 use crate::run_dir::{self, resume, Weights};
 use crate::stop;
 use crate::train::{Interrupted, Resume, TrainOptions};
@@ -18,21 +20,9 @@ use crate::train::{Interrupted, Resume, TrainOptions};
 /// How to train: the flags the trainers and `sweep` share.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Images per optimisation step [default: 32; 128 with --recipe strong]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: Option<u32>,
-
-    /// Adam's learning rate, above 0; with --recipe strong, the peak of its one-cycle
-    /// schedule [default: 0.001; 0.005 with --recipe strong]
-    #[arg(long, value_parser = positive_f64)]
-    pub lr: Option<f64>,
-
-    /// Training images held out (the last N, fewer than the training set) and scored
-    /// every epoch, to choose settings on without looking at the test set; 0 trains on
-    /// all of them (the final fit, once settings are chosen) [default: 0; with --recipe
-    /// strong 5000, or a tenth of a smaller set]
-    #[arg(long, value_name = "N")]
-    pub validation: Option<u32>,
+    /// The recipe's settings.
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
 
     /// Seed for the initial weights and every random draw (shuffling, augmentation,
     /// dropout), which is also seeded by the epoch and step, so a resumed run draws what
@@ -40,24 +30,6 @@ pub struct TrainArgs {
     /// [default: 0]
     #[arg(long)]
     pub seed: Option<u64>,
-
-    /// Stop when the validation accuracy has not improved for N epochs, and say so (the
-    /// best epoch's weights are in best.safetensors); needs images held out (--validation)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub early_stop: Option<u32>,
-
-    /// Keep the weights of the epoch with the best validation accuracy as
-    /// best.safetensors (config.json says which epoch). This is always done when images
-    /// are held out for validation; without them there is no best epoch, and the flag
-    /// says so
-    #[arg(long)]
-    pub keep_best: bool,
-
-    /// The training step's arithmetic: f32, or bf16 (CUDA only: autocast runs matrix
-    /// products and convolutions in bfloat16; the weights, Adam and the loss stay
-    /// float32) [default: f32]
-    #[arg(long, value_enum, value_name = "f32|bf16")]
-    pub precision: Option<Precision>,
 
     /// Minutes between checkpoints within an epoch (one is also saved at every epoch's
     /// end and on Ctrl-C); a kill or power cut loses at most this much work
@@ -76,18 +48,6 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// The recipe flags this group holds; the model's flags are the trainer's own.
-    pub fn recipe_flags(&self) -> RecipeFlags {
-        RecipeFlags {
-            batch_size: self.batch_size.map(|b| b as usize),
-            learning_rate: self.lr,
-            validation: self.validation,
-            early_stop: self.early_stop,
-            precision: self.precision,
-            ..RecipeFlags::default()
-        }
-    }
-
     /// `--checkpoint-every` as a duration.
     pub fn checkpoint_every(&self) -> Duration {
         Duration::from_secs_f64(self.checkpoint_every * 60.0)
@@ -183,44 +143,41 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// The recipe flags of this group (`--epochs` among them); the trainer adds its
-    /// model's.
-    pub fn recipe_flags(&self) -> RecipeFlags {
-        RecipeFlags {
-            epochs: self.run.epochs,
-            ..self.train.recipe_flags()
-        }
+    /// What the flags change in the recipe: `--recipe` (the CNN's), this group's settings
+    /// and `--epochs`, and the model's flags `model`.
+    pub fn overrides(&self, recipe: Option<RecipeName>, model: &impl Serialize) -> Overrides {
+        Overrides::new(recipe, &self.train.recipe, model, self.run.epochs)
     }
 
     /// The library's options for training a network of `kind` as `flags` say. With
     /// --resume, the run's own config, which the flags may not contradict
     /// ([`resume::plan`]).
-    pub fn train_options(&self, kind: ModelKind, flags: &RecipeFlags) -> Result<TrainOptions> {
-        if self.train.fresh_optimizer && self.run.resume.is_none() {
+    pub fn train_options(&self, kind: ModelKind, flags: &Overrides) -> Result<TrainOptions> {
+        let t = &self.train;
+        if t.fresh_optimizer && self.run.resume.is_none() {
             bail!("--fresh-optimizer goes with --resume DIR: it says how to go on with an old run");
         }
-        let recipe = flags.recipe(kind).map_err(|msg| anyhow!(msg))?;
-        let mut options = options(&self.train, &self.data, &self.device, recipe);
-        options.out = self.run.out.clone();
-        if let Some(run) = &self.run.resume {
-            let t = &self.train;
-            let plan = resume::plan(run, kind, flags, t.seed, t.fresh_optimizer)?;
-            options.validation = Some(plan.config.recipe.validation_images);
-            // the run's own data, unless --data-dir says otherwise
-            if options.data_dir.is_none() && plan.config.data_dir.is_dir() {
-                options.data_dir = Some(plan.config.data_dir.clone());
-            }
-            // a run that stopped early, told to go on: patience counts afresh
-            options.patience_from = plan.stopped_early.map(|_| plan.done);
-            options.threads = options.threads.or(plan.threads());
-            options.recipe = plan.config.recipe;
-            options.seed = plan.config.seed;
-            options.out = Some(run.clone());
-            options.resume = Some(match t.fresh_optimizer {
-                true => Resume::FreshOptimizer,
-                false => Resume::Exactly,
-            });
+        let Some(run) = &self.run.resume else {
+            let recipe = flags.recipe(kind).map_err(|msg| anyhow!(msg))?;
+            let mut options = options(t, &self.data, &self.device, recipe);
+            options.out = self.run.out.clone();
+            return Ok(options);
+        };
+        let plan = resume::plan(run, kind, flags, t.seed, t.fresh_optimizer)?;
+        let mut options = options(t, &self.data, &self.device, plan.config.recipe.clone());
+        // the run's own data, unless --data-dir says otherwise
+        if options.data_dir.is_none() && plan.config.data_dir.is_dir() {
+            options.data_dir = Some(plan.config.data_dir.clone());
         }
+        // a run that stopped early, told to go on: patience counts afresh
+        options.patience_from = plan.stopped_early.map(|_| plan.done);
+        options.threads = options.threads.or(plan.threads());
+        options.seed = plan.config.seed;
+        options.out = Some(run.clone());
+        options.resume = Some(match t.fresh_optimizer {
+            true => Resume::FreshOptimizer,
+            false => Resume::Exactly,
+        });
         Ok(options)
     }
 }
@@ -235,7 +192,6 @@ pub fn options(
 ) -> TrainOptions {
     TrainOptions {
         recipe,
-        validation: train.validation,
         seed: train.seed.unwrap_or(0),
         device: device.device,
         threads: device.threads.map(|n| n as usize),
@@ -245,7 +201,6 @@ pub fn options(
         quiet: train.quiet,
         checkpoint_every: train.checkpoint_every(),
         after_epoch: run_dir::draw_curves,
-        keep_best: train.keep_best,
         patience_from: None,
     }
 }
@@ -258,19 +213,9 @@ fn minutes(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses a number above 0 (`--lr`).
-pub fn positive_f64(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        Ok(v) if !v.is_finite() => Err(format!("{s} is not a finite number")),
-        Ok(_) => Err(format!("{s} is not above 0")),
-        Err(_) => Err(format!("'{s}' is not a number")),
-    }
-}
-
 /// A trainer binary's body: train a network of `kind` as `flags` say, then print the final
 /// test accuracy and where the run is kept.
-pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &RecipeFlags) -> ExitCode {
+pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &Overrides) -> ExitCode {
     run(|| {
         let options = common.train_options(kind, flags)?;
         let report = crate::train::train(&options)?;
@@ -292,38 +237,6 @@ pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &RecipeFlag
         )?;
         Ok(())
     })
-}
-
-/// Parses `--filters 32,64`: the filters of each convolution block, one to four
-/// positive counts.
-pub fn parse_filters(s: &str) -> Result<Vec<i64>, String> {
-    parse_counts(s, |n| n > 0, "positive filter counts like 32,64")
-}
-
-/// Parses `--convs 1,2`: convolutions in each block (1 to 4), one count for every block
-/// or one per block.
-pub fn parse_convs(s: &str) -> Result<Vec<i64>, String> {
-    parse_counts(
-        s,
-        |n| CONVS_PER_BLOCK.contains(&n),
-        "counts from 1 to 4 like 1,2",
-    )
-}
-
-/// One to [`MAX_BLOCKS`] comma-separated counts, each `valid`; `what` says which.
-fn parse_counts(s: &str, valid: fn(i64) -> bool, what: &str) -> Result<Vec<i64>, String> {
-    let counts: Vec<i64> = s
-        .split(',')
-        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| valid(n)))
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("'{s}' is not a list of {what}"))?;
-    if counts.len() > MAX_BLOCKS {
-        return Err(format!(
-            "'{s}' has {} blocks; at most {MAX_BLOCKS} fit a 28-pixel image (each halves it)",
-            counts.len()
-        ));
-    }
-    Ok(counts)
 }
 
 /// Runs a binary's body and turns how it ended into the exit status:
@@ -410,38 +323,14 @@ mod tests {
     #[test]
     fn defaults_are_the_lessons() {
         let cli = parse(&[]).unwrap();
-        let flags = cli.common.recipe_flags();
+        let flags = cli
+            .common
+            .overrides(None, &crate::models::CnnArgs::default());
         let o = cli.common.train_options(ModelKind::Cnn, &flags).unwrap();
         assert_eq!(o.recipe, crate::recipe::Recipe::lesson(ModelKind::Cnn));
-        assert_eq!((o.seed, o.validation, o.resume), (0, None, None));
+        assert_eq!((o.seed, o.resume), (0, None));
         assert_eq!(o.checkpoint_every, Duration::from_secs(300));
         assert_eq!(o.device, DeviceChoice::Auto);
-    }
-
-    #[test]
-    fn filters_are_one_to_four_positive_counts() {
-        assert_eq!(parse_filters("32,64"), Ok(vec![32, 64]));
-        assert_eq!(parse_filters("16, 32,64"), Ok(vec![16, 32, 64]));
-        for bad in ["", "x", "32,0", "32,-1", "32,,64"] {
-            let err = parse_filters(bad).unwrap_err();
-            assert!(
-                err.contains("not a list of positive filter counts"),
-                "{bad}: {err}"
-            );
-        }
-        let err = parse_filters("8,8,8,8,8").unwrap_err();
-        assert!(err.contains("at most 4"), "{err}");
-    }
-
-    #[test]
-    fn convs_are_one_to_four_counts_of_one_to_four() {
-        assert_eq!(parse_convs("2"), Ok(vec![2]));
-        assert_eq!(parse_convs("1, 2"), Ok(vec![1, 2]));
-        for bad in ["", "0", "5", "1,x"] {
-            let err = parse_convs(bad).unwrap_err();
-            assert!(err.contains("counts from 1 to 4"), "{bad}: {err}");
-        }
-        assert!(parse_convs("1,1,1,1,1").unwrap_err().contains("at most 4"));
     }
 
     #[test]

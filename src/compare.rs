@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 
 use crate::plots::{self, Line};
+use crate::recipe::RecipeName;
 use crate::run_dir::{self, EpochMetrics, RunConfig, Weights};
 
 /// One run's folder (as given, which names it in the table and chart), config and
@@ -64,8 +65,8 @@ pub fn table(runs: &[RunSummary], which: Weights) -> Result<String> {
     for r in runs {
         let m = r.row(which)?;
         let seconds: f64 = r.metrics.iter().map(|m| m.seconds).sum();
-        let model = match r.config.recipe.name.as_str() {
-            "lesson" => r.config.model().name().to_string(),
+        let model = match r.config.recipe.name {
+            RecipeName::Lesson => r.config.model().name().to_string(),
             recipe => format!("{} ({recipe} recipe)", r.config.model().name()),
         };
         out += &format!(

@@ -26,16 +26,16 @@ pub enum ModelSpec {
         filters: Vec<i64>,
         hidden: i64,
         /// Convolutions per block.
-        #[serde(default, skip_serializing_if = "Convs::is_one")]
+        #[serde(default)]
         convs: Convs,
-        #[serde(default, skip_serializing_if = "is_false")]
+        #[serde(default)]
         batch_norm: bool,
         /// The probability of zeroing an input of each dense layer while training.
-        #[serde(default, skip_serializing_if = "is_zero")]
+        #[serde(default)]
         dropout: f64,
         /// Outside training, average the logits of each image and of its mirror image
         /// (test-time augmentation: a garment mirrored is the same garment).
-        #[serde(default, skip_serializing_if = "is_false")]
+        #[serde(default)]
         mirror_average: bool,
     },
 }
@@ -87,8 +87,9 @@ impl Convs {
         self.0[block.min(self.0.len() - 1)]
     }
 
-    fn is_one(&self) -> bool {
-        self.0 == [1]
+    /// The counts, in the shortest form.
+    pub fn counts(&self) -> &[i64] {
+        &self.0
     }
 }
 
@@ -136,14 +137,6 @@ impl From<Convs> for OneOrMany {
     }
 }
 
-fn is_false(b: &bool) -> bool {
-    !b
-}
-
-fn is_zero(p: &f64) -> bool {
-    *p == 0.0
-}
-
 impl std::fmt::Display for Convs {
     /// As `--convs` takes it: `1,2`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,9 +151,11 @@ pub const MAX_BLOCKS: usize = 4;
 pub const CONVS_PER_BLOCK: std::ops::RangeInclusive<i64> = 1..=4;
 
 /// The two kinds of network, each with its own trainer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelKind {
+    /// The dense network.
     Dense,
+    /// The convolutional network.
     Cnn,
 }
 
@@ -318,6 +313,69 @@ fn channels_last(weight: &tch::Tensor) {
     weight.set_data(&nhwc.as_strided([n, c, h, w], [h * w * c, 1, w * c, c], 0));
 }
 
+/// The flag that shapes the dense network; like [`crate::recipe::RecipeArgs`], its field
+/// has the name of the [`ModelSpec`] field it sets. `None`: not given.
+#[derive(clap::Args, Serialize, Clone, Debug, Default)]
+pub struct DenseArgs {
+    /// Units in the hidden layer [default: 128]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub hidden: Option<i64>,
+}
+
+/// The flags that shape the CNN, named as the [`ModelSpec::Cnn`] fields they set.
+#[derive(clap::Args, Serialize, Clone, Debug, Default)]
+pub struct CnnArgs {
+    /// Filters of each convolution block, e.g. 32,64 (one to four blocks)
+    /// [default: 32,64]
+    // the full path keeps clap from reading Vec as "the flag repeated"
+    #[arg(long, value_parser = parse_filters)]
+    pub filters: Option<std::vec::Vec<i64>>,
+    /// Convolutions in each block, each followed by its ReLU (and batch norm): one count
+    /// for every block, or one per block, e.g. 1,2 [default: 1; 1,2 with --recipe strong]
+    #[arg(long, value_parser = parse_convs)]
+    pub convs: Option<std::vec::Vec<i64>>,
+    /// Score each image as the average of the network's logits for it and for its mirror
+    /// image (test-time augmentation) in validation, testing, evaluate, predict and
+    /// export [default: false; true with --recipe strong]
+    #[arg(long, value_name = "true|false")]
+    pub mirror_average: Option<bool>,
+    /// Units in the hidden dense layer [default: 128; 256 with --recipe strong]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub hidden: Option<i64>,
+}
+
+/// Parses `--filters 32,64`: the filters of each convolution block, one to four
+/// positive counts.
+pub fn parse_filters(s: &str) -> Result<Vec<i64>, String> {
+    parse_counts(s, |n| n > 0, "positive filter counts like 32,64")
+}
+
+/// Parses `--convs 1,2`: convolutions in each block (1 to 4), one count for every block
+/// or one per block.
+pub fn parse_convs(s: &str) -> Result<Vec<i64>, String> {
+    parse_counts(
+        s,
+        |n| CONVS_PER_BLOCK.contains(&n),
+        "counts from 1 to 4 like 1,2",
+    )
+}
+
+/// One to [`MAX_BLOCKS`] comma-separated counts, each `valid`; `what` says which.
+fn parse_counts(s: &str, valid: fn(i64) -> bool, what: &str) -> Result<Vec<i64>, String> {
+    let counts: Vec<i64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| valid(n)))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("'{s}' is not a list of {what}"))?;
+    if counts.len() > MAX_BLOCKS {
+        return Err(format!(
+            "'{s}' has {} blocks; at most {MAX_BLOCKS} fit a 28-pixel image (each halves it)",
+            counts.len()
+        ));
+    }
+    Ok(counts)
+}
+
 /// Counts as the flags take them: `32,64`.
 pub fn comma_list(counts: &[i64]) -> String {
     counts
@@ -339,6 +397,32 @@ pub fn parameter_count(vs: &nn::VarStore) -> i64 {
 mod tests {
     use super::*;
     use tch::{nn::ModuleT, Device, Kind, Tensor};
+
+    #[test]
+    fn filters_are_one_to_four_positive_counts() {
+        assert_eq!(parse_filters("32,64"), Ok(vec![32, 64]));
+        assert_eq!(parse_filters("16, 32,64"), Ok(vec![16, 32, 64]));
+        for bad in ["", "x", "32,0", "32,-1", "32,,64"] {
+            let err = parse_filters(bad).unwrap_err();
+            assert!(
+                err.contains("not a list of positive filter counts"),
+                "{bad}: {err}"
+            );
+        }
+        let err = parse_filters("8,8,8,8,8").unwrap_err();
+        assert!(err.contains("at most 4"), "{err}");
+    }
+
+    #[test]
+    fn convs_are_one_to_four_counts_of_one_to_four() {
+        assert_eq!(parse_convs("2"), Ok(vec![2]));
+        assert_eq!(parse_convs("1, 2"), Ok(vec![1, 2]));
+        for bad in ["", "0", "5", "1,x"] {
+            let err = parse_convs(bad).unwrap_err();
+            assert!(err.contains("counts from 1 to 4"), "{bad}: {err}");
+        }
+        assert!(parse_convs("1,1,1,1,1").unwrap_err().contains("at most 4"));
+    }
 
     #[test]
     fn lesson_networks_have_the_lessons_parameter_counts() {
@@ -414,11 +498,18 @@ mod tests {
 
     #[test]
     fn spec_round_trips_through_json() {
-        // the lesson's CNN is written as before batch norm and dropout existed
+        // every setting is written out; as run folders from before batch norm and dropout
+        // have it, the lesson's CNN still loads without them
         let json = serde_json::to_string(&ModelSpec::lesson_cnn()).unwrap();
-        assert_eq!(json, r#"{"kind":"cnn","filters":[32,64],"hidden":128}"#);
-        let back: ModelSpec = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, ModelSpec::lesson_cnn());
+        assert_eq!(
+            json,
+            r#"{"kind":"cnn","filters":[32,64],"hidden":128,"convs":1,"batch_norm":false,"dropout":0.0,"mirror_average":false}"#
+        );
+        let old = r#"{"kind":"cnn","filters":[32,64],"hidden":128}"#;
+        for json in [json.as_str(), old] {
+            let back: ModelSpec = serde_json::from_str(json).unwrap();
+            assert_eq!(back, ModelSpec::lesson_cnn());
+        }
         for convs in [Convs::each(2), Convs::new(vec![1, 2])] {
             let strong = ModelSpec::Cnn {
                 filters: vec![32, 64, 128],

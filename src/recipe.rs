@@ -4,18 +4,25 @@
 //! flags made), so the folder records exactly what trained it.
 //!
 //! There are two: [`Recipe::lesson`], the Keras lesson's, and [`Recipe::strong`]. Adding
-//! one means adding a constructor and its name to [`Recipe::named`].
+//! one means adding a constructor and its name to [`RecipeName`].
+//!
+//! The flags that change a recipe are declared once, in [`RecipeArgs`] (and the model's
+//! in [`crate::models::CnnArgs`]): each field has the name of the recipe field it sets,
+//! and [`Overrides`] applies them by that name. Adding a setting touches three places: its
+//! field in [`RecipeArgs`], its field in [`Recipe`] (with its value in
+//! [`Recipe::lesson`]), and the code that uses it (docs/adding-a-setting.md).
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tch::{Kind, Tensor};
 
-use crate::models::{comma_list, Convs, ModelKind, ModelSpec};
+use crate::models::{CnnArgs, Convs, ModelKind, ModelSpec};
 
 /// How a network is trained; see the module's documentation.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Recipe {
     /// The name `--recipe` takes.
-    pub name: String,
+    pub name: RecipeName,
     /// The network, as `--hidden`, `--filters` and `--convs` shape it.
     pub model: ModelSpec,
     pub optimizer: Optimizer,
@@ -35,11 +42,31 @@ pub struct Recipe {
     /// 60,000 images of Fashion-MNIST, and smaller sets hold out at most a tenth.
     pub validation_images: u32,
     /// Stop when validation accuracy has not improved for this many epochs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub early_stop: Option<u32>,
     /// The forward pass's arithmetic (the weights and Adam's state stay float32).
-    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    #[serde(default)]
     pub precision: Precision,
+}
+
+/// The recipes, by the name `--recipe` takes.
+#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipeName {
+    /// The Keras lesson's network and settings.
+    #[default]
+    Lesson,
+    /// A stronger CNN, trained the stronger way (the CNN only).
+    Strong,
+}
+
+impl std::fmt::Display for RecipeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecipeName::Lesson => "lesson",
+            RecipeName::Strong => "strong",
+        })
+    }
 }
 
 /// The arithmetic of the training step's forward pass (`--precision`).
@@ -52,12 +79,6 @@ pub enum Precision {
     /// CUDA autocast in bfloat16: matrix products and convolutions in bfloat16, the loss
     /// and the weights in float32 (CUDA only).
     Bf16,
-}
-
-impl Precision {
-    fn is_f32(&self) -> bool {
-        *self == Precision::F32
-    }
 }
 
 impl std::fmt::Display for Precision {
@@ -101,15 +122,16 @@ pub struct StepSettings {
 pub const BETA1: f64 = 0.9;
 
 impl Recipe {
-    /// The recipes' names, as `--recipe` takes them.
-    pub const NAMES: [&'static str; 2] = ["lesson", "strong"];
-
-    /// The recipe called `name` for a network of `kind`; `None` when there is none.
-    pub fn named(name: &str, kind: ModelKind) -> Option<Recipe> {
+    /// The recipe called `name` for a network of `kind`; errs, naming both, when there is
+    /// none.
+    pub fn named(name: RecipeName, kind: ModelKind) -> Result<Recipe, String> {
         match (name, kind) {
-            ("lesson", kind) => Some(Recipe::lesson(kind)),
-            ("strong", ModelKind::Cnn) => Some(Recipe::strong()),
-            _ => None,
+            (RecipeName::Lesson, kind) => Ok(Recipe::lesson(kind)),
+            (RecipeName::Strong, ModelKind::Cnn) => Ok(Recipe::strong()),
+            (name, kind) => Err(format!(
+                "there is no recipe '{name}' for the {} network; it has the lesson's",
+                kind.name()
+            )),
         }
     }
 
@@ -121,7 +143,7 @@ impl Recipe {
             ModelKind::Cnn => (ModelSpec::lesson_cnn(), 10),
         };
         Recipe {
-            name: "lesson".into(),
+            name: RecipeName::Lesson,
             model,
             optimizer: Optimizer::Adam,
             schedule: Schedule::Constant,
@@ -145,7 +167,7 @@ impl Recipe {
     /// the network's logits for it and for its mirror image.
     pub fn strong() -> Recipe {
         Recipe {
-            name: "strong".into(),
+            name: RecipeName::Strong,
             model: ModelSpec::Cnn {
                 filters: vec![32, 64],
                 hidden: 256,
@@ -209,15 +231,9 @@ impl Recipe {
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
-            Some((_, what)) => Err(format!("its recipe cannot train: {what}")),
+            Some((_, what)) => Err(format!("the recipe cannot train: {what}")),
             None => Ok(()),
         }
-    }
-
-    /// How many of `train_len` training images to hold out unless `--validation` says:
-    /// the recipe's number, at most a tenth of the set.
-    pub fn default_held_out(&self, train_len: i64) -> i64 {
-        i64::from(self.validation_images).min(train_len / 10)
     }
 
     /// The training loss: softmax cross-entropy, against smoothed labels where the recipe
@@ -253,55 +269,30 @@ impl Recipe {
         }
     }
 
-    /// The recipe's settings that flags set, as the flags write them, in the order of
-    /// `--help`: `[("--recipe", "lesson"), ("--hidden", "128"), …]`.
-    pub fn as_flags(&self) -> Vec<(&'static str, String)> {
-        let mut flags = vec![("--recipe", self.name.clone())];
-        match &self.model {
-            ModelSpec::Dense { hidden } => flags.push(("--hidden", hidden.to_string())),
-            ModelSpec::Cnn {
-                filters,
-                hidden,
-                convs,
-                mirror_average,
-                ..
-            } => {
-                flags.push(("--filters", comma_list(filters)));
-                flags.push(("--convs", convs.to_string()));
-                flags.push(("--hidden", hidden.to_string()));
-                flags.push(("--mirror-average", mirror_average.to_string()));
+    /// Where `self` and `other` differ, as flags: `--lr 0.001, not --lr 0.002` for each
+    /// (`self`'s value first), in the order of the recipe's fields. Settings no flag sets
+    /// (batch norm, the optimiser, …) differ only with the recipe, and are named by
+    /// `--recipe`. `--epochs` is left out: a run may always go on for longer.
+    pub fn differences(&self, other: &Recipe) -> Vec<String> {
+        let (ours, theirs) = (settings(self), settings(other));
+        let mut out = Vec::new();
+        let mut unflagged = false;
+        for (field, value) in &ours {
+            let other = theirs.iter().find(|(f, _)| f == field).map(|(_, v)| v);
+            if field == "epochs" || other == Some(value) {
+                continue;
+            }
+            let other = other.map_or("none".to_string(), flag_value);
+            let name = field.rsplit('.').next().unwrap_or(field);
+            match flag_of(name) {
+                Some(flag) => out.push(format!(
+                    "--{flag} {}, not --{flag} {other}",
+                    flag_value(value)
+                )),
+                None => unflagged = true,
             }
         }
-        flags.push(("--batch-size", self.batch_size.to_string()));
-        flags.push(("--lr", self.learning_rate.to_string()));
-        flags.push(("--epochs", self.epochs.to_string()));
-        flags.push(("--validation", self.validation_images.to_string()));
-        let patience = self.early_stop.map_or("off".into(), |n| n.to_string());
-        flags.push(("--early-stop", patience));
-        flags.push(("--precision", self.precision.to_string()));
-        flags
-    }
-
-    /// Where `self` and `other` differ, as flags: `--lr 0.001, not --lr 0.002` for each
-    /// (`self`'s value first); settings no flag sets (batch norm, the optimiser, …)
-    /// differ only with the recipe, and are named by `--recipe`. `--epochs` is left out:
-    /// a run may always go on for longer.
-    pub fn differences(&self, other: &Recipe) -> Vec<String> {
-        let theirs = other.as_flags();
-        let mut out: Vec<String> = self
-            .as_flags()
-            .into_iter()
-            .filter(|(flag, _)| *flag != "--epochs")
-            .filter_map(|(flag, ours)| {
-                let other = theirs.iter().find(|(f, _)| *f == flag);
-                match other {
-                    Some((_, v)) if *v == ours => None,
-                    Some((_, v)) => Some(format!("{flag} {ours}, not {flag} {v}")),
-                    None => Some(format!("{flag} {ours}, which the other does not have")),
-                }
-            })
-            .collect();
-        if out.is_empty() && self.with_epochs(other.epochs) != *other {
+        if unflagged && out.iter().all(|d| !d.starts_with("--recipe")) {
             out.push(format!(
                 "--recipe {} as it was then, not as it is now",
                 self.name
@@ -309,108 +300,198 @@ impl Recipe {
         }
         out
     }
+}
 
-    fn with_epochs(&self, epochs: u32) -> Recipe {
-        Recipe {
-            epochs,
-            ..self.clone()
+/// A recipe's settings, each by its path (`model.hidden`), sorted; a list is one
+/// setting.
+fn settings(recipe: &Recipe) -> Vec<(String, Value)> {
+    fn walk(prefix: &str, value: Value, out: &mut Vec<(String, Value)>) {
+        match value {
+            Value::Object(fields) => {
+                for (name, value) in fields {
+                    walk(&format!("{prefix}{name}."), value, out);
+                }
+            }
+            value => out.push((prefix.trim_end_matches('.').to_string(), value)),
         }
+    }
+    let mut out = Vec::new();
+    walk(
+        "",
+        serde_json::to_value(recipe).unwrap_or_default(),
+        &mut out,
+    );
+    out
+}
+
+/// The flag that sets the recipe field named `field`, without its dashes: the long name of
+/// the argument of that name in [`RecipeArgs`] or [`CnnArgs`] (`learning_rate` is `lr`);
+/// `recipe` for the name. `None` for settings no flag sets.
+fn flag_of(field: &str) -> Option<String> {
+    if field == "name" {
+        return Some("recipe".into());
+    }
+    use clap::Args;
+    let command = CnnArgs::augment_args(RecipeArgs::augment_args(clap::Command::new("flags")));
+    let arg = command.get_arguments().find(|a| a.get_id() == field)?;
+    arg.get_long().map(str::to_string)
+}
+
+/// A setting's value as a flag takes it: `32,64` for a list, `off` for nothing.
+fn flag_value(value: &Value) -> String {
+    match value {
+        Value::Array(items) => items.iter().map(flag_value).collect::<Vec<_>>().join(","),
+        Value::String(s) => s.clone(),
+        Value::Null => "off".into(),
+        other => other.to_string(),
     }
 }
 
-/// The flags that change a recipe; `None`: not given.
-#[derive(Clone, Debug, Default)]
-pub struct RecipeFlags {
-    /// `--recipe`.
-    pub recipe: Option<String>,
-    /// `--hidden`.
-    pub hidden: Option<i64>,
-    /// `--filters` (CNN only).
-    pub filters: Option<Vec<i64>>,
-    /// `--convs` (CNN only).
-    pub convs: Option<Vec<i64>>,
-    /// `--mirror-average` (CNN only).
-    pub mirror_average: Option<bool>,
-    pub batch_size: Option<usize>,
+/// The flags that change a recipe's training settings, as clap reads them: each field is
+/// named after the [`Recipe`] field it sets, which is how [`Overrides`] applies it (so a
+/// flag's long name may differ, as `--lr` sets `learning_rate`). `None`: not given.
+#[derive(clap::Args, Serialize, Clone, Debug, Default)]
+pub struct RecipeArgs {
+    /// Images per optimisation step [default: 32; 128 with --recipe strong]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
+
+    /// Adam's learning rate, above 0; with --recipe strong, the peak of its one-cycle
+    /// schedule [default: 0.001; 0.005 with --recipe strong]
+    #[arg(long = "lr", value_parser = positive_f64)]
     pub learning_rate: Option<f64>,
-    pub epochs: Option<u32>,
-    /// `--validation`.
-    pub validation: Option<u32>,
-    /// `--early-stop`.
+
+    /// Training images held out (the last N, fewer than the training set) and scored
+    /// every epoch, to choose settings on without looking at the test set; 0 trains on
+    /// all of them (the final fit, once settings are chosen); the best epoch's weights are
+    /// kept in best.safetensors [default: 0; 5000 with --recipe strong]
+    #[arg(long = "validation", value_name = "N")]
+    pub validation_images: Option<u32>,
+
+    /// Stop when the validation accuracy has not improved for N epochs, and say so (the
+    /// best epoch's weights are in best.safetensors); needs images held out (--validation)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stop: Option<u32>,
-    /// `--precision`.
+
+    /// The training step's arithmetic: f32, or bf16 (CUDA only: autocast runs matrix
+    /// products and convolutions in bfloat16; the weights, Adam and the loss stay
+    /// float32) [default: f32]
+    #[arg(long, value_enum, value_name = "f32|bf16")]
     pub precision: Option<Precision>,
 }
 
-impl RecipeFlags {
-    /// The recipe `--recipe` names (the lesson's when not given) for a network of `kind`,
-    /// changed by the other flags. Errs with a message that names the flags.
-    pub fn recipe(&self, kind: ModelKind) -> Result<Recipe, String> {
-        let name = self.recipe.as_deref().unwrap_or("lesson");
-        let base = Recipe::named(name, kind).ok_or_else(|| {
-            format!(
-                "there is no recipe '{name}' for the {} network; choose one of {}",
-                kind.name(),
-                Recipe::NAMES.join(", ")
-            )
-        })?;
-        self.apply(base)
+/// Parses a number above 0 (`--lr`).
+pub fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        Ok(v) if !v.is_finite() => Err(format!("{s} is not a finite number")),
+        Ok(_) => Err(format!("{s} is not above 0")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
+}
+
+/// What the flags change in a recipe: `--recipe`, and the fields the other flags set, by
+/// the recipe's own names (the model's under `model`), as JSON. Built from the clap groups
+/// that declare the flags, so no setting is copied by hand.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// `--recipe`; `None`: the lesson's, or a resumed run's own.
+    pub recipe: Option<RecipeName>,
+    fields: Map<String, Value>,
+}
+
+impl Overrides {
+    /// The overrides that `settings`, the model's flags `model` and `--epochs` give.
+    pub fn new(
+        recipe: Option<RecipeName>,
+        settings: &RecipeArgs,
+        model: &impl Serialize,
+        epochs: Option<u32>,
+    ) -> Overrides {
+        let mut fields = given(settings);
+        let model = given(model);
+        if !model.is_empty() {
+            fields.insert("model".into(), Value::Object(model));
+        }
+        if let Some(epochs) = epochs {
+            fields.insert("epochs".into(), epochs.into());
+        }
+        Overrides { recipe, fields }
     }
 
-    /// `base` changed by every flag given (`--recipe` aside).
-    pub fn apply(&self, base: Recipe) -> Result<Recipe, String> {
-        let model = match base.model {
-            ModelSpec::Dense { hidden } => ModelSpec::Dense {
-                hidden: self.hidden.unwrap_or(hidden),
-            },
-            ModelSpec::Cnn {
-                filters,
-                hidden,
-                convs,
-                batch_norm,
-                dropout,
-                mirror_average,
-            } => {
-                let which = if self.filters.is_none() {
-                    " (the default)"
-                } else {
-                    ""
+    /// `--epochs`, if given.
+    pub fn epochs(&self) -> Option<u32> {
+        let epochs = self.fields.get("epochs")?.as_u64()?;
+        u32::try_from(epochs).ok()
+    }
+
+    /// The same without `--epochs`.
+    pub fn without_epochs(&self) -> Overrides {
+        let mut fields = self.fields.clone();
+        fields.remove("epochs");
+        Overrides {
+            recipe: self.recipe,
+            fields,
+        }
+    }
+
+    /// The recipe `--recipe` names (the lesson's when not given) for a network of
+    /// `kind`, with every flag's change. Errs with a message that names the flags.
+    pub fn recipe(&self, kind: ModelKind) -> Result<Recipe, String> {
+        self.apply(&Recipe::named(self.recipe.unwrap_or_default(), kind)?)
+    }
+
+    /// `base` with every flag's change (`--recipe` aside), checked.
+    pub fn apply(&self, base: &Recipe) -> Result<Recipe, String> {
+        let mut recipe = serde_json::to_value(base).map_err(|e| e.to_string())?;
+        merge(&mut recipe, &self.fields);
+        // --convs as given, before its counts are shortened: one, or one per block
+        let given = self.fields.get("model").and_then(|m| m.get("convs"));
+        if let (Some(Value::Array(convs)), Some(Value::Array(filters))) =
+            (given, recipe["model"].get("filters"))
+        {
+            if convs.len() > 1 && convs.len() != filters.len() {
+                let which = match given.and(self.fields["model"].get("filters")) {
+                    Some(_) => "",
+                    None => " (the default)",
                 };
-                let filters = self.filters.clone().unwrap_or(filters);
-                let convs = match &self.convs {
-                    Some(counts) if counts.len() > 1 && counts.len() != filters.len() => {
-                        return Err(format!(
-                            "--convs {} gives {} counts for the {} blocks of --filters {}{which}: \
-                             give one count per block, or one for all",
-                            comma_list(counts),
-                            counts.len(),
-                            filters.len(),
-                            comma_list(&filters),
-                        ))
-                    }
-                    Some(counts) => Convs::new(counts.clone()),
-                    None => convs,
-                };
-                ModelSpec::Cnn {
-                    filters,
-                    hidden: self.hidden.unwrap_or(hidden),
-                    convs,
-                    batch_norm,
-                    dropout,
-                    mirror_average: self.mirror_average.unwrap_or(mirror_average),
-                }
+                return Err(format!(
+                    "--convs {} gives {} counts for the {} blocks of --filters {}{which}: give \
+                     one count per block, or one for all",
+                    flag_value(&Value::Array(convs.clone())),
+                    convs.len(),
+                    filters.len(),
+                    flag_value(&Value::Array(filters.clone())),
+                ));
             }
-        };
-        Ok(Recipe {
-            model,
-            batch_size: self.batch_size.unwrap_or(base.batch_size),
-            learning_rate: self.learning_rate.unwrap_or(base.learning_rate),
-            epochs: self.epochs.unwrap_or(base.epochs),
-            validation_images: self.validation.unwrap_or(base.validation_images),
-            early_stop: self.early_stop.or(base.early_stop),
-            precision: self.precision.unwrap_or(base.precision),
-            ..base
-        })
+        }
+        let recipe: Recipe = serde_json::from_value(recipe).map_err(|e| e.to_string())?;
+        recipe.check()?;
+        Ok(recipe)
+    }
+}
+
+/// The fields of `flags` that were given (not `None`), by name.
+fn given(flags: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(flags) {
+        Ok(Value::Object(mut fields)) => {
+            fields.retain(|_, v| !v.is_null());
+            fields
+        }
+        _ => Map::new(),
+    }
+}
+
+/// Puts `changes` over `value`, field by field, into objects.
+fn merge(value: &mut Value, changes: &Map<String, Value>) {
+    let Value::Object(fields) = value else { return };
+    for (name, change) in changes {
+        match (fields.get_mut(name), change) {
+            (Some(inner @ Value::Object(_)), Value::Object(changes)) => merge(inner, changes),
+            _ => {
+                fields.insert(name.clone(), change.clone());
+            }
+        }
     }
 }
 
@@ -531,42 +612,79 @@ mod tests {
         assert!((smoothed - 9.0 * 0.01 * 20.0).abs() < 0.01, "{smoothed}");
     }
 
+    /// The overrides of these flags to a trainer of the CNN.
+    fn flags(args: &[&str]) -> Overrides {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[arg(long, value_enum)]
+            recipe: Option<RecipeName>,
+            #[command(flatten)]
+            settings: RecipeArgs,
+            #[command(flatten)]
+            model: CnnArgs,
+            #[arg(long)]
+            epochs: Option<u32>,
+        }
+        let cli = Cli::parse_from(std::iter::once("t").chain(args.iter().copied()));
+        Overrides::new(cli.recipe, &cli.settings, &cli.model, cli.epochs)
+    }
+
     #[test]
     fn flags_change_a_recipe_and_differences_speak_flags() {
-        let flags = RecipeFlags {
-            hidden: Some(64),
-            learning_rate: Some(2e-3),
-            epochs: Some(3),
-            ..Default::default()
-        };
-        let dense = flags.recipe(ModelKind::Dense).unwrap();
+        let dense = flags(&["--hidden", "64", "--lr", "0.002", "--epochs", "3"]);
+        let dense = dense.recipe(ModelKind::Dense).unwrap();
         assert_eq!(dense.model, ModelSpec::Dense { hidden: 64 });
         assert_eq!((dense.learning_rate, dense.epochs), (2e-3, 3));
         let lesson = Recipe::lesson(ModelKind::Dense);
         assert_eq!(
             lesson.differences(&dense),
             [
-                "--hidden 128, not --hidden 64",
-                "--lr 0.001, not --lr 0.002"
+                "--lr 0.001, not --lr 0.002",
+                "--hidden 128, not --hidden 64"
             ]
         );
-        assert!(lesson.differences(&lesson.with_epochs(50)).is_empty());
-        let strong = RecipeFlags {
-            recipe: Some("strong".into()),
-            ..Default::default()
+        let longer = Recipe {
+            epochs: 50,
+            ..lesson.clone()
         };
+        assert!(lesson.differences(&longer).is_empty());
+        let strong = flags(&["--recipe", "strong"]);
         assert_eq!(strong.recipe(ModelKind::Cnn).unwrap(), Recipe::strong());
         let err = strong.recipe(ModelKind::Dense).unwrap_err();
         assert!(
             err.contains("no recipe 'strong' for the dense network"),
             "{err}"
         );
-        let bad = RecipeFlags {
-            convs: Some(vec![1, 2, 2]),
-            ..Default::default()
+        let err = flags(&["--convs", "1,2,2"])
+            .recipe(ModelKind::Cnn)
+            .unwrap_err();
+        assert!(err.contains("--convs 1,2,2 gives 3 counts"), "{err}");
+        assert!(err.contains("--filters 32,64"), "{err}");
+        // settings no flag sets are named by the recipe
+        let other = Recipe {
+            label_smoothing: 0.2,
+            ..Recipe::strong()
         };
-        let err = bad.recipe(ModelKind::Cnn).unwrap_err();
-        assert!(err.contains("--filters 32,64 (the default)"), "{err}");
+        assert_eq!(
+            Recipe::strong().differences(&other),
+            ["--recipe strong as it was then, not as it is now"]
+        );
+        let patient = flags(&[
+            "--recipe",
+            "strong",
+            "--early-stop",
+            "3",
+            "--mirror-average",
+            "false",
+        ]);
+        assert_eq!(
+            Recipe::strong().differences(&patient.recipe(ModelKind::Cnn).unwrap()),
+            [
+                "--early-stop off, not --early-stop 3",
+                "--mirror-average true, not --mirror-average false"
+            ]
+        );
     }
 
     #[test]

@@ -174,13 +174,8 @@ fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Resul
             })
         }
     };
-    let validation = match resume {
-        Some(_) => Some(run_dir::read_config(dir)?.recipe.validation_images),
-        None => opts.base.validation,
-    };
     let trained = train::train(&TrainOptions {
         recipe,
-        validation,
         out: Some(dir.to_path_buf()),
         resume,
         ..opts.base.clone()

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -20,7 +20,7 @@ use crate::device::{self, DeviceChoice};
 use crate::models;
 use crate::optim::Adam;
 use crate::progress;
-use crate::recipe::{self, Optimizer, Precision, Recipe};
+use crate::recipe::{self, Optimizer, Precision, Recipe, RecipeName};
 use crate::run_dir::checkpoint::{self, Position, State};
 use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir, RunLock};
 use crate::score;
@@ -31,11 +31,9 @@ use crate::stop;
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// The model and every training setting; `recipe.epochs` is the epoch to stop after,
-    /// counting those a resumed run already has.
+    /// counting those a resumed run already has, and `recipe.validation_images` the
+    /// training images to hold out.
     pub recipe: Recipe,
-    /// Training images to hold out, as `--validation` gives them; `None`: the recipe's
-    /// number, at most a tenth of the set.
-    pub validation: Option<u32>,
     pub seed: u64,
     pub device: DeviceChoice,
     pub threads: Option<usize>,
@@ -52,9 +50,6 @@ pub struct TrainOptions {
     /// Called with the run folder and the finished epochs after each epoch (to redraw
     /// pictures); the loop itself draws nothing.
     pub after_epoch: fn(&Path, &[EpochMetrics]) -> Result<()>,
-    /// `--keep-best` was given. The best epoch's weights are kept whenever images are held
-    /// out for validation; asking without them gets a note that there is no best epoch.
-    pub keep_best: bool,
     /// On resume: `--early-stop`'s patience counts from this many finished epochs (a run
     /// that stopped early, told to go on for more).
     pub patience_from: Option<u32>,
@@ -137,6 +132,12 @@ fn default_threads(opts: &TrainOptions, device: Device) -> Option<usize> {
 
 /// Trains `opts.recipe.model` on Fashion-MNIST and keeps the run in its folder.
 pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
+    // what the flags would have refused, from a program calling the library
+    opts.recipe.check().map_err(|msg| anyhow!(msg))?;
+    ensure!(
+        opts.threads != Some(0),
+        "threads must be 1 or more (--threads)"
+    );
     stop::install();
     let device = opts.device.resolve()?;
     ensure!(
@@ -184,16 +185,19 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     })
 }
 
-/// How many training images to hold out: `--validation`, else the recipe's number.
+/// How many training images to hold out: the recipe's number, checked against the data.
 fn held_out(opts: &TrainOptions, data: &data::Dataset) -> Result<i64> {
     let n = data.train.len();
-    let held_out = opts
-        .validation
-        .map_or_else(|| opts.recipe.default_held_out(n), i64::from);
+    let held_out = i64::from(opts.recipe.validation_images);
     ensure!(
         held_out < n,
-        "holding out {held_out} images for validation (--validation) leaves nothing to train \
-         on: {} has {n} training images; give fewer (0 trains on all of them)",
+        "holding out {held_out} images for validation (--validation{}) leaves nothing to \
+         train on: {} has {n} training images; give --validation N with fewer (0 trains on \
+         all of them)",
+        match opts.recipe.name {
+            RecipeName::Lesson => String::new(),
+            name => format!(", {held_out} with --recipe {name}"),
+        },
         data.dir.display(),
     );
     if let (Some(patience), 0) = (opts.recipe.early_stop, held_out) {
@@ -201,12 +205,6 @@ fn held_out(opts: &TrainOptions, data: &data::Dataset) -> Result<i64> {
             "--early-stop {patience} watches the validation accuracy, but no images are held \
              out for validation; give --validation N as well"
         );
-    }
-    if opts.keep_best && held_out == 0 {
-        crate::out!(
-            "--keep-best: no images are held out for validation, so there is no best epoch to \
-             choose; only the last epoch's weights are kept"
-        )?;
     }
     Ok(held_out)
 }
@@ -257,7 +255,7 @@ impl<'a> Run<'a> {
             Optimizer::AdamW { weight_decay } => weight_decay,
         };
         let mut adam = Adam::new(&vs, weight_decay);
-        let config = new_config(opts, device, data, splits, &vs);
+        let config = new_config(opts, device, data, &vs);
         let training_images = splits.train.len() as u64;
         let (state, dir) = match opts.resume {
             Some(how) => {
@@ -515,20 +513,12 @@ impl<'a> Run<'a> {
     }
 }
 
-/// The config of a run of `opts` on `device` with the data in `data`, split as `splits`,
-/// and the network in `vs`.
-fn new_config(
-    opts: &TrainOptions,
-    device: Device,
-    data: &Path,
-    splits: &Splits,
-    vs: &nn::VarStore,
-) -> RunConfig {
+/// The config of a run of `opts` on `device` with the data in `data` and the network in
+/// `vs`.
+fn new_config(opts: &TrainOptions, device: Device, data: &Path, vs: &nn::VarStore) -> RunConfig {
     RunConfig {
-        recipe: Recipe {
-            validation_images: splits.validation.as_ref().map_or(0, |v| v.len() as u32),
-            ..opts.recipe.clone()
-        },
+        format_version: run_dir::config::FORMAT_VERSION,
+        recipe: opts.recipe.clone(),
         seed: opts.seed,
         device: device::device_name(device),
         threads: tch::get_num_threads() as usize,

@@ -28,7 +28,7 @@ fn best_safetensors_scores_the_validation_accuracy_recorded_for_its_epoch() {
     let data = tmp.path().join("data");
     write_synthetic(&data);
     let run = tmp.path().join("run");
-    let flags = ["--validation", "100", "--keep-best", "--epochs", "4"];
+    let flags = ["--validation", "100", "--epochs", "4"];
     train(DENSE, &data, &run, &flags);
     let config = run_dir::read_config(&run).unwrap();
     let best = config
@@ -50,14 +50,17 @@ fn best_safetensors_scores_the_validation_accuracy_recorded_for_its_epoch() {
     let scored = score::score(&loaded.net, &validation).accuracy;
     assert_eq!(scored, recorded, "best.safetensors is not epoch {best}'s");
 
-    // without a validation split, --keep-best says there is no best epoch
+    // without a validation split there is no best epoch, and no flag that pretends one
     let plain = tmp.path().join("plain");
-    let stdout = train(DENSE, &data, &plain, &["--keep-best", "--epochs", "1"]);
-    assert!(
-        stdout.contains("no images are held out for validation"),
-        "{stdout}"
-    );
+    train(DENSE, &data, &plain, &["--epochs", "1"]);
     assert!(!plain.join("best.safetensors").exists());
+    assert_eq!(run_dir::read_config(&plain).unwrap().best_epoch, None);
+    let out = run_bin(DENSE, &args(&data, None, &["--keep-best"]));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--keep-best is gone: the best is always kept"
+    );
 }
 
 #[test]
@@ -128,6 +131,8 @@ fn export_writes_torchscript_that_gives_the_networks_logits() {
     let flags = [
         "--recipe",
         "strong",
+        "--validation",
+        "60",
         "--filters",
         "4,8",
         "--batch-size",

@@ -42,6 +42,8 @@ const CASES: [Case; 3] = [
         flags: &[
             "--recipe",
             "strong",
+            "--validation",
+            "150",
             "--filters",
             "4,8",
             "--batch-size",

@@ -92,6 +92,8 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
         &[
             "--recipe",
             "strong",
+            "--validation",
+            "60",
             "--filters",
             "4,8,8",
             "--batch-size",
@@ -109,7 +111,7 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
         "{metrics:?}"
     );
     let config = run_dir::read_config(&out).unwrap();
-    assert_eq!(config.recipe.name, "strong");
+    assert_eq!(config.recipe.name, fashion_tch::recipe::RecipeName::Strong);
     assert_eq!(
         *config.model(),
         ModelSpec::Cnn {

@@ -1,20 +1,30 @@
 //! `config.json`: what a run was made with, read back by every binary that opens the
-//! run. Folders written before recipes were saved whole still load: their recipe name,
-//! model and settings are put together into today's [`Recipe`].
+//! run. It carries a `format_version`; each older format is read by one migration to the
+//! next, so a folder of any version loads as today's [`RunConfig`]:
+//! - 1: before recipes were saved whole (no `format_version`; a recipe name, or none,
+//!   with the model and settings beside it);
+//! - 2: the whole recipe (no `format_version` yet);
+//! - 3: `format_version` 3, and every setting of the model written out.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::models::ModelSpec;
-use crate::recipe::Recipe;
+use crate::recipe::{Recipe, RecipeName};
+
+/// The format `config.json` is written in.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Everything a run was made with, saved as `config.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(try_from = "StoredConfig")]
 pub struct RunConfig {
+    /// [`FORMAT_VERSION`] when written.
+    #[serde(default = "format_version")]
+    pub format_version: u32,
     /// How it was trained: the model and every setting, with the flags' changes; its
     /// `epochs` is the number the run is planned to reach.
     pub recipe: Recipe,
@@ -34,11 +44,15 @@ pub struct RunConfig {
     pub started: String,
     /// The epoch with the best validation accuracy so far, whose weights are kept in
     /// `best.safetensors` (runs that hold images out for validation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub best_epoch: Option<u32>,
     /// The epoch after which `--early-stop` ended the run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub stopped_early: Option<u32>,
+}
+
+fn format_version() -> u32 {
+    FORMAT_VERSION
 }
 
 impl RunConfig {
@@ -48,86 +62,11 @@ impl RunConfig {
     }
 }
 
-/// `config.json` as any version wrote it: today's whole recipe, or a recipe name (or
-/// none, before recipes) with the model and settings beside it.
-#[derive(Deserialize)]
-struct StoredConfig {
-    #[serde(default)]
-    recipe: Option<StoredRecipe>,
-    model: Option<ModelSpec>,
-    epochs: Option<u32>,
-    batch_size: Option<usize>,
-    learning_rate: Option<f64>,
-    validation_images: Option<u32>,
-    seed: u64,
-    device: String,
-    threads: usize,
-    trainable_parameters: i64,
-    data_dir: PathBuf,
-    libtorch_version: String,
-    fashion_tch_version: String,
-    started: String,
-    #[serde(default)]
-    best_epoch: Option<u32>,
-    #[serde(default)]
-    stopped_early: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StoredRecipe {
-    Whole(Recipe),
-    Name(String),
-}
-
-impl TryFrom<StoredConfig> for RunConfig {
-    type Error = String;
-
-    fn try_from(c: StoredConfig) -> Result<RunConfig, String> {
-        let recipe = match c.recipe {
-            Some(StoredRecipe::Whole(recipe)) => recipe,
-            old => {
-                // before recipes were saved whole: the named recipe with the run's own
-                // model and settings (runs from before recipes trained the lesson's way)
-                let name = match old {
-                    Some(StoredRecipe::Name(name)) => name,
-                    _ => "lesson".into(),
-                };
-                let model = c.model.ok_or("it has no model")?;
-                let base = Recipe::named(&name, model.kind())
-                    .ok_or_else(|| format!("it names an unknown recipe '{name}'"))?;
-                Recipe {
-                    epochs: c.epochs.ok_or("it has no epochs")?,
-                    batch_size: c.batch_size.ok_or("it has no batch_size")?,
-                    learning_rate: c.learning_rate.ok_or("it has no learning_rate")?,
-                    validation_images: c.validation_images.unwrap_or(base.validation_images),
-                    model,
-                    ..base
-                }
-            }
-        };
-        recipe.check()?;
-        Ok(RunConfig {
-            recipe,
-            seed: c.seed,
-            device: c.device,
-            threads: c.threads,
-            trainable_parameters: c.trainable_parameters,
-            data_dir: c.data_dir,
-            libtorch_version: c.libtorch_version,
-            fashion_tch_version: c.fashion_tch_version,
-            started: c.started,
-            best_epoch: c.best_epoch,
-            stopped_early: c.stopped_early,
-        })
-    }
-}
-
 fn lossy<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&path.to_string_lossy())
 }
 
-/// Reads a run's `config.json`.
+/// Reads a run's `config.json`, of any format version.
 pub fn read_config(run: &Path) -> Result<RunConfig> {
     let path = run.join("config.json");
     let text = fs::read_to_string(&path).with_context(|| {
@@ -137,8 +76,70 @@ pub fn read_config(run: &Path) -> Result<RunConfig> {
             run.display()
         )
     })?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid run config", path.display()))
+    parse(&text).with_context(|| format!("{} is not a valid run config", path.display()))
+}
+
+/// A config.json's text as today's config, through the migrations its version needs.
+pub fn parse(text: &str) -> Result<RunConfig> {
+    let mut json: Value = serde_json::from_str(text)?;
+    let Value::Object(fields) = &json else {
+        bail!("it is not a JSON object");
+    };
+    let mut version = match fields.get("format_version") {
+        Some(v) => v.as_u64().context("format_version is not a whole number")? as u32,
+        // the two formats from before the field, told apart once, here
+        None if fields.get("recipe").is_some_and(Value::is_object) => 2,
+        None => 1,
+    };
+    if version > FORMAT_VERSION {
+        bail!(
+            "its format_version {version} is newer than this fashion-tch reads \
+             ({FORMAT_VERSION}); use the fashion-tch that made it"
+        );
+    }
+    while version < FORMAT_VERSION {
+        json = match version {
+            1 => from_1(json)?,
+            _ => json,
+        };
+        version += 1;
+    }
+    json["format_version"] = FORMAT_VERSION.into();
+    let config: RunConfig = serde_json::from_value(json)?;
+    config.recipe.check().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
+/// Format 1 to 2: the named recipe (the lesson's when none is named: runs from before
+/// recipes trained the lesson's way) with the run's own model and settings, put
+/// together into the whole recipe.
+fn from_1(mut json: Value) -> Result<Value> {
+    let take = |json: &mut Value, field: &str| -> Result<Value> {
+        match json.as_object_mut().and_then(|o| o.remove(field)) {
+            Some(v) if !v.is_null() => Ok(v),
+            _ => bail!("it has no {field}"),
+        }
+    };
+    let name: RecipeName = match json.get("recipe") {
+        Some(name) => serde_json::from_value(name.clone())
+            .with_context(|| format!("it names an unknown recipe {name}"))?,
+        None => RecipeName::Lesson,
+    };
+    let model: ModelSpec = serde_json::from_value(take(&mut json, "model")?)
+        .context("its model is not one fashion-tch builds")?;
+    let base = Recipe::named(name, model.kind()).map_err(anyhow::Error::msg)?;
+    let validation = json
+        .as_object_mut()
+        .and_then(|o| o.remove("validation_images"));
+    let mut recipe = serde_json::to_value(Recipe { model, ..base })?;
+    recipe["epochs"] = take(&mut json, "epochs")?;
+    recipe["batch_size"] = take(&mut json, "batch_size")?;
+    recipe["learning_rate"] = take(&mut json, "learning_rate")?;
+    if let Some(n) = validation.filter(|v| !v.is_null()) {
+        recipe["validation_images"] = n;
+    }
+    json["recipe"] = recipe;
+    Ok(json)
 }
 
 #[cfg(test)]
@@ -148,6 +149,7 @@ pub(crate) mod tests {
 
     pub(crate) fn config() -> RunConfig {
         RunConfig {
+            format_version: FORMAT_VERSION,
             recipe: Recipe {
                 epochs: 2,
                 ..Recipe::lesson(ModelKind::Dense)
@@ -199,7 +201,7 @@ pub(crate) mod tests {
         };
         write(old_config(Some("strong"), Some(100)));
         let old = read_config(dir.path()).unwrap();
-        assert_eq!(old.recipe.name, "strong");
+        assert_eq!(old.recipe.name, RecipeName::Strong);
         assert!(old.recipe.augment && old.recipe.label_smoothing > 0.0);
         assert_eq!(
             (old.recipe.batch_size, old.recipe.learning_rate),
@@ -226,7 +228,7 @@ pub(crate) mod tests {
         // before recipes, and before --validation: the lesson's way, nothing held out
         write(old_config(None, None));
         let old = read_config(dir.path()).unwrap();
-        assert_eq!(old.recipe.name, "lesson");
+        assert_eq!(old.recipe.name, RecipeName::Lesson);
         assert_eq!(old.recipe.validation_images, 0);
 
         write(old_config(Some("strong"), Some(-5)));

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use super::{checkpoint, read_config, read_metrics, RunConfig, WEIGHTS};
 use crate::models::ModelKind;
-use crate::recipe::{Recipe, RecipeFlags};
+use crate::recipe::{Overrides, Recipe};
 
 /// How a resumed run continues: the run's config, with its recipe's epochs set to the
 /// number to reach.
@@ -21,13 +21,13 @@ pub struct Plan {
     pub stopped_early: Option<u32>,
 }
 
-/// The plan for `--resume run` with a trainer of `kind`, the recipe flags given and
+/// The plan for `--resume run` with a trainer of `kind`, the flags' `overrides` and
 /// `--seed` if given; errs when a flag contradicts the run, or when it has nothing left
 /// to do.
 pub fn plan(
     run: &Path,
     kind: ModelKind,
-    flags: &RecipeFlags,
+    overrides: &Overrides,
     seed: Option<u64>,
     fresh_optimizer: bool,
 ) -> Result<Plan> {
@@ -40,15 +40,14 @@ pub fn plan(
             config.model().name()
         );
     }
-    let asked = RecipeFlags {
-        epochs: None,
-        ..flags.clone()
-    };
-    let mut differences = match asked.apply(config.recipe.clone()) {
+    // the run's own recipe with the flags' changes, so a flag that says what the run
+    // has is no difference
+    let flags = overrides.without_epochs();
+    let mut differences = match flags.apply(&config.recipe) {
         Ok(recipe) => config.recipe.differences(&recipe),
         Err(msg) => bail!("--resume {}: {msg}", run.display()),
     };
-    if let Some(name) = flags.recipe.as_ref().filter(|&n| *n != config.recipe.name) {
+    if let Some(name) = flags.recipe.filter(|&n| n != config.recipe.name) {
         differences.insert(
             0,
             format!("--recipe {}, not --recipe {name}", config.recipe.name),
@@ -67,7 +66,7 @@ pub fn plan(
     }
     let done = finished_epochs(run, fresh_optimizer)?;
     let stopped_early = config.stopped_early;
-    config.recipe.epochs = match (flags.epochs, stopped_early) {
+    config.recipe.epochs = match (overrides.epochs(), stopped_early) {
         (Some(more), _) => done.saturating_add(more),
         (None, Some(after)) => bail!(
             "--resume {}: the run stopped early after epoch {after}: its validation accuracy \
