@@ -75,10 +75,10 @@ impl Adam {
         self.steps += 1;
         let _ = self.step.fill_(self.steps as f64);
         shim::fused_adam(
-            &pick(&self.params, &used),
+            &mut pick(&mut self.params, &used),
             &grads.iter().collect::<Vec<_>>(),
-            &pick(&self.exp_avgs, &used),
-            &pick(&self.exp_avg_sqs, &used),
+            &mut pick(&mut self.exp_avgs, &used),
+            &mut pick(&mut self.exp_avg_sqs, &used),
             &self.step,
             AdamStep {
                 lr,
@@ -130,9 +130,13 @@ impl Adam {
     }
 }
 
-/// The tensors of `all` at the indices `used`.
-fn pick<'a>(all: &'a [Tensor], used: &[usize]) -> Vec<&'a Tensor> {
-    used.iter().map(|&i| &all[i]).collect()
+/// The tensors of `all` at the indices `used` (ascending), to update in place.
+fn pick<'a>(all: &'a mut [Tensor], used: &[usize]) -> Vec<&'a mut Tensor> {
+    all.iter_mut()
+        .enumerate()
+        .filter(|(i, _)| used.binary_search(i).is_ok())
+        .map(|(_, t)| t)
+        .collect()
 }
 
 /// `grad` laid out in memory as `param` is: a convolution's gradient may come back in

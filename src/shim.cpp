@@ -5,6 +5,7 @@
 // nothing unwinds into Rust.
 #include <ATen/autocast_mode.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/core/grad_mode.h>
 #include <c10/util/Exception.h>
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_adamw.h>
@@ -56,6 +57,8 @@ extern "C" int fashion_tch_fused_adam(at::Tensor** params, at::Tensor** grads,
                                       char* error, size_t error_len) {
   return guarded(
       [&] {
+        // as torch.optim runs its step: the update is no part of the autograd graph
+        at::NoGradGuard no_grad;
         std::vector<at::Tensor> steps(n, *step);
         if (weight_decay == 0.0) {
           at::_fused_adam_(list(params, n), list(grads, n), list(exp_avgs, n),

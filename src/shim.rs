@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use tch::Tensor;
 
 extern "C" {
@@ -42,36 +42,50 @@ pub struct AdamStep {
 }
 
 /// libtorch's fused Adam (`weight_decay` 0) or AdamW step (`torch._fused_adam_`,
-/// `_fused_adamw_`) over every tensor at once: `params[i]` moves by its `grads[i]`,
-/// updating its moments. `step` holds the step count (the same for every tensor). All
-/// tensors are on one device, and each parameter, gradient and moment of one index share
-/// a memory layout.
+/// `_fused_adamw_`) over every tensor at once, in place: `params[i]` moves by its
+/// `grads[i]`, updating its moments `exp_avgs[i]` and `exp_avg_sqs[i]`. `step` holds the
+/// step count (the same for every tensor; the kernel reads it). All tensors are on one
+/// device, and each parameter, gradient and moment of one index share a memory layout.
+/// The update runs without recording gradients, as PyTorch's optimisers run it.
 pub fn fused_adam(
-    params: &[&Tensor],
+    params: &mut [&mut Tensor],
     grads: &[&Tensor],
-    exp_avgs: &[&Tensor],
-    exp_avg_sqs: &[&Tensor],
+    exp_avgs: &mut [&mut Tensor],
+    exp_avg_sqs: &mut [&mut Tensor],
     step: &Tensor,
     s: AdamStep,
 ) -> Result<()> {
     let n = params.len();
-    assert!(
+    ensure!(
         grads.len() == n && exp_avgs.len() == n && exp_avg_sqs.len() == n,
-        "one gradient and two moments per parameter"
+        "fused Adam needs one gradient and two moments per parameter: {n} parameters, {} \
+         gradients, {} and {} moments",
+        grads.len(),
+        exp_avgs.len(),
+        exp_avg_sqs.len()
     );
-    let ptrs = |ts: &[&Tensor]| -> Vec<*mut c_void> {
-        ts.iter().map(|t| t.as_ptr() as *mut c_void).collect()
+    let written = |ts: &mut [&mut Tensor]| -> Vec<*mut c_void> {
+        ts.iter_mut().map(|t| t.as_mut_ptr().cast()).collect()
     };
+    // read only: the kernel takes `const at::Tensor&`s of these
+    let read = |ts: &[&Tensor]| -> Vec<*mut c_void> {
+        ts.iter().map(|t| t.as_ptr().cast_mut().cast()).collect()
+    };
+    let (params, exp_avgs, exp_avg_sqs) = (written(params), written(exp_avgs), written(exp_avg_sqs));
     let mut error = [0 as c_char; 512];
-    // SAFETY: every pointer is a live tch tensor (a `torch::Tensor*`) borrowed for the
-    // call, the lists have `n` entries each, and `error` is a buffer of its stated length.
+    // SAFETY: a tch `Tensor` wraps a `*mut C_tensor`, which torch-sys's C API
+    // (libtch/torch_api.h: `typedef torch::Tensor *tensor`) defines as a pointer to a
+    // libtorch `at::Tensor`; shim.cpp takes them as `at::Tensor*`. Every pointer is a live
+    // tensor borrowed for the call: the parameters and moments mutably (`&mut`), which
+    // the kernel updates in place, the gradients and the step shared, which it only reads.
+    // The lists have `n` entries each, and `error` is a buffer of its stated length.
     let failed = unsafe {
         fashion_tch_fused_adam(
-            ptrs(params).as_ptr(),
-            ptrs(grads).as_ptr(),
-            ptrs(exp_avgs).as_ptr(),
-            ptrs(exp_avg_sqs).as_ptr(),
-            step.as_ptr() as *mut c_void,
+            params.as_ptr(),
+            read(grads).as_ptr(),
+            exp_avgs.as_ptr(),
+            exp_avg_sqs.as_ptr(),
+            step.as_ptr().cast_mut().cast(),
             n as c_int,
             s.lr,
             s.beta1,

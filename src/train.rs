@@ -157,12 +157,12 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
     };
     let mut run = Run::open(opts, device, &data.dir, &splits)?;
     run.announce(&splits, &data.dir)?;
-    while run.position.epoch <= opts.recipe.epochs {
+    while run.state.position.epoch <= opts.recipe.epochs {
         // before each epoch, so a run resumed where it should have stopped stops too
         if run.stop_early()? {
             break;
         }
-        let epoch = run.position.epoch;
+        let epoch = run.state.position.epoch;
         let finished = run
             .train_epoch(&splits.train)
             .map_err(|e| e.context(format!("epoch {epoch}")))?;
@@ -171,7 +171,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         }
         run.finish_epoch(&splits)?;
         // Ctrl-C after the last step: the run is complete, and ends as one
-        if stop::requested() && run.position.epoch <= opts.recipe.epochs {
+        if stop::requested() && run.state.position.epoch <= opts.recipe.epochs {
             return Err(run.interrupted().into());
         }
     }
@@ -179,9 +179,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         crate::out!("Ctrl-C came after the last step: the run is complete")?;
     }
     Ok(TrainReport {
+        best_epoch: run.dir.config().best_epoch,
         run_dir: run.dir.path,
-        epochs: run.history,
-        best_epoch: run.config.best_epoch,
+        epochs: run.state.history,
     })
 }
 
@@ -216,20 +216,49 @@ struct Splits {
     test: Split,
 }
 
-/// A run in progress: its network, optimiser, folder and position.
-struct Run<'a> {
-    opts: &'a TrainOptions,
+/// What a run computes with: the network, its optimiser, and the training step.
+struct Learner {
     vs: nn::VarStore,
     net: models::Network,
     adam: Adam,
+}
+
+impl Learner {
+    /// One optimisation step of `recipe` on images `xs` (`[b, 1, 28, 28]`) with labels
+    /// `ys` (`[b]`), at the step's learning rate and β₁: augmented as the recipe says,
+    /// forward, loss, backward, Adam. Returns the loss and the logits (`[b, 10]`).
+    fn step(
+        &mut self,
+        recipe: &Recipe,
+        xs: &Tensor,
+        ys: &Tensor,
+        at: recipe::StepSettings,
+    ) -> Result<(Tensor, Tensor)> {
+        let xs = match recipe.augment {
+            true => recipe::augment(xs),
+            false => xs.shallow_clone(),
+        };
+        let forward = || {
+            let logits = self.net.forward_t(&xs, true);
+            let loss = recipe.loss(&logits, ys);
+            (loss, logits)
+        };
+        let (loss, logits) = match recipe.precision {
+            Precision::F32 => forward(),
+            Precision::Bf16 => shim::cuda_autocast_bf16(forward)?,
+        };
+        self.adam.backward_step(&loss, at.learning_rate, at.beta1)?;
+        Ok((loss, logits))
+    }
+}
+
+/// A run in progress: its learner, where it stands (the [`State`] its checkpoint holds,
+/// kept nowhere else) and its folder (which holds the config it wrote).
+struct Run<'a> {
+    opts: &'a TrainOptions,
+    learner: Learner,
+    state: State,
     dir: RunDir,
-    config: RunConfig,
-    history: Vec<EpochMetrics>,
-    position: Position,
-    /// See [`State::patience_from`].
-    patience_from: u32,
-    /// The images an epoch steps through.
-    training_images: u64,
     steps_per_epoch: usize,
 }
 
@@ -248,20 +277,21 @@ impl<'a> Run<'a> {
             .unwrap_or_else(|| RunDir::default_path(&opts.recipe.model));
         // the initial weights come from the seed
         tch::manual_seed(opts.seed as i64);
-        let mut vs = nn::VarStore::new(device);
+        let vs = nn::VarStore::new(device);
         let net = opts.recipe.model.build(&vs.root());
         let weight_decay = match opts.recipe.optimizer {
             Optimizer::Adam => 0.0,
             Optimizer::AdamW { weight_decay } => weight_decay,
         };
-        let mut adam = Adam::new(&vs, weight_decay);
-        let config = new_config(opts, device, data, &vs);
+        let adam = Adam::new(&vs, weight_decay);
+        let mut learner = Learner { vs, net, adam };
+        let config = new_config(opts, device, data, &learner.vs);
         let training_images = splits.train.len() as u64;
-        let (state, dir) = match opts.resume {
+        let (mut state, dir) = match opts.resume {
             Some(how) => {
                 // the lock first: the checkpoint is read as no other trainer leaves it
                 let lock = RunLock::acquire(&out)?;
-                let state = restore(&out, how, &mut vs, &mut adam, training_images)?;
+                let state = restore(&out, how, &mut learner, training_images)?;
                 let dir = reopen(lock, &out, config, &state.history)?;
                 (state, dir)
             }
@@ -270,18 +300,13 @@ impl<'a> Run<'a> {
                 RunDir::create(&out, &config)?,
             ),
         };
+        state.patience_from = state.patience_from.max(opts.patience_from.unwrap_or(0));
         let steps_per_epoch = (splits.train.len() as usize).div_ceil(opts.recipe.batch_size);
         let run = Run {
             opts,
-            vs,
-            net,
-            adam,
-            config: run_dir::read_config(&dir.path)?,
+            learner,
+            state,
             dir,
-            history: state.history,
-            position: state.position,
-            patience_from: state.patience_from.max(opts.patience_from.unwrap_or(0)),
-            training_images,
             steps_per_epoch,
         };
         // a first checkpoint before any training: a folder that cannot take one fails now
@@ -290,8 +315,8 @@ impl<'a> Run<'a> {
     }
 
     fn announce(&self, splits: &Splits, data: &Path) -> Result<()> {
-        let (epochs, done) = (self.opts.recipe.epochs, self.position.epoch - 1);
-        let span = match (done, self.position.step) {
+        let (epochs, done) = (self.opts.recipe.epochs, self.state.position.epoch - 1);
+        let span = match (done, self.state.position.step) {
             (0, 0) => format!("for {}", progress::count(epochs, "epoch")),
             (_, 0) => format!("from epoch {} to {epochs}", done + 1),
             (_, step) => format!(
@@ -304,9 +329,9 @@ impl<'a> Run<'a> {
             "training {} ({} parameters, {} recipe) on {} {span}, {} training{} and {} test \
              images from {}",
             self.opts.recipe.model.name(),
-            self.config.trainable_parameters,
+            self.dir.config().trainable_parameters,
             self.opts.recipe.name,
-            self.config.device,
+            self.dir.config().device,
             splits.train.len(),
             match &splits.validation {
                 Some(v) => format!(" ({} more held out for validation)", v.len()),
@@ -319,20 +344,14 @@ impl<'a> Run<'a> {
     }
 
     fn save_checkpoint(&self) -> Result<()> {
-        let state = State {
-            position: self.position.clone(),
-            optimizer_steps: self.adam.steps,
-            history: self.history.clone(),
-            patience_from: self.patience_from,
-            training_images: self.training_images,
-        };
-        checkpoint::save(&self.dir.path, &self.vs, &self.adam, &state)
+        let Learner { vs, adam, .. } = &self.learner;
+        checkpoint::save(&self.dir.path, vs, adam, &self.state)
     }
 
     fn interrupted(&self) -> Interrupted {
         Interrupted {
             run_dir: self.dir.path.clone(),
-            position: self.position.clone(),
+            position: self.state.position.clone(),
             steps_per_epoch: self.steps_per_epoch,
             go_on: None,
         }
@@ -341,7 +360,7 @@ impl<'a> Run<'a> {
     /// Trains the rest of the epoch in progress. Returns false when Ctrl-C stopped it
     /// (its checkpoint is saved).
     fn train_epoch(&mut self, train: &Split) -> Result<bool> {
-        let epoch = self.position.epoch;
+        let epoch = self.state.position.epoch;
         let order = shuffled(train.len(), self.opts.seed, epoch, train.pixels.device());
         let batches = order.split(self.opts.recipe.batch_size as i64, 0);
         let bar = progress::epoch_bar(
@@ -349,12 +368,12 @@ impl<'a> Run<'a> {
             self.prefix(),
             progress::interactive(self.opts.quiet),
         );
-        bar.set_position(self.position.step as u64);
-        let mut sums = RunningSums::from(&self.position, train.pixels.device());
+        bar.set_position(self.state.position.step as u64);
+        let mut sums = RunningSums::from(&self.state.position, train.pixels.device());
         let seen_before = sums.seen;
         let (started, mut last_checkpoint) = (Instant::now(), Instant::now());
-        let seconds_before = self.position.seconds;
-        for (step, idx) in batches.iter().enumerate().skip(self.position.step) {
+        let seconds_before = self.state.position.seconds;
+        for (step, idx) in batches.iter().enumerate().skip(self.state.position.step) {
             seed_draws(self.opts.seed, epoch, step as u64);
             self.step(train, idx, step, &mut sums)?;
             let stopping = stop::requested();
@@ -372,7 +391,7 @@ impl<'a> Run<'a> {
             }
             if saving {
                 let seconds = seconds_before + started.elapsed().as_secs_f64();
-                self.position = sums.position(epoch, step + 1, seconds);
+                self.state.position = sums.position(epoch, step + 1, seconds);
                 self.save_checkpoint()?;
                 last_checkpoint = Instant::now();
                 if stopping {
@@ -385,7 +404,7 @@ impl<'a> Run<'a> {
         let (mean_loss, _) = sums.means();
         check_finite(mean_loss, batches.len() - 1, self.opts.recipe.learning_rate)?;
         let seconds = seconds_before + started.elapsed().as_secs_f64();
-        self.position = sums.position(epoch, batches.len(), seconds);
+        self.state.position = sums.position(epoch, batches.len(), seconds);
         Ok(true)
     }
 
@@ -398,22 +417,11 @@ impl<'a> Run<'a> {
         sums: &mut RunningSums,
     ) -> Result<()> {
         let recipe = &self.opts.recipe;
-        let run_step = self.steps_per_epoch * (self.position.epoch as usize - 1) + step;
+        let run_step = self.steps_per_epoch * (self.state.position.epoch as usize - 1) + step;
         let at = recipe.at_step(run_step, self.steps_per_epoch * recipe.epochs as usize);
-        let mut xs = train.images_at(idx); // [b, 1, 28, 28]
-        if recipe.augment {
-            xs = recipe::augment(&xs);
-        }
+        let xs = train.images_at(idx); // [b, 1, 28, 28]
         let ys = train.labels.index_select(0, idx); // [b]
-        let forward = || {
-            let logits = self.net.forward_t(&xs, true); // [b, 10]
-            let loss = recipe.loss(&logits, &ys);
-            (logits, loss)
-        };
-        let (logits, loss) = match recipe.precision {
-            Precision::F32 => forward(),
-            Precision::Bf16 => shim::cuda_autocast_bf16(forward)?,
-        };
+        let (loss, logits) = self.learner.step(recipe, &xs, &ys, at)?;
         if run_step == 0 && recipe.precision != Precision::F32 {
             // what autocast really ran, rather than what was asked
             crate::out!(
@@ -422,7 +430,6 @@ impl<'a> Run<'a> {
                 logits.kind()
             )?;
         }
-        self.adam.backward_step(&loss, at.learning_rate, at.beta1)?;
         sums.add(&loss, &logits, &ys);
         Ok(())
     }
@@ -430,12 +437,12 @@ impl<'a> Run<'a> {
     /// Scores the finished epoch, records it and saves everything.
     fn finish_epoch(&mut self, splits: &Splits) -> Result<()> {
         let started = Instant::now();
-        let p = &self.position;
-        let test = score::score(&self.net, &splits.test);
+        let p = &self.state.position;
+        let test = score::score(&self.learner.net, &splits.test);
         let validation_accuracy = splits
             .validation
             .as_ref()
-            .map(|v| score::score(&self.net, v).accuracy);
+            .map(|v| score::score(&self.learner.net, v).accuracy);
         let seen = p.seen.max(1) as f64;
         let m = EpochMetrics {
             epoch: p.epoch,
@@ -456,22 +463,21 @@ impl<'a> Run<'a> {
             m.test_accuracy,
             m.seconds,
         )?;
-        self.history.push(m.clone());
-        self.position = Position::start_of(m.epoch + 1);
+        self.state.history.push(m.clone());
+        self.state.position = Position::start_of(m.epoch + 1);
         // The files of the finished epoch first, the checkpoint that records it as done
         // last: a crash in between leaves the previous checkpoint, and a resume repeats
         // the epoch and rewrites metrics.csv from the checkpoint. Its row comes before
         // best.safetensors and config.json name it, so a reader never meets a best epoch
         // that metrics.csv does not have yet.
-        self.dir.save_weights(&self.vs)?;
+        self.dir.save_weights(&self.learner.vs)?;
         self.dir.append_metrics(&m)?;
-        if best_epoch(&self.history) == Some(m.epoch) {
-            self.dir.save_best_weights(&self.vs, m.epoch)?;
-            self.config.best_epoch = Some(m.epoch);
-            self.dir.write_config(&self.config)?;
+        if best_epoch(&self.state.history) == Some(m.epoch) {
+            self.dir.save_best_weights(&self.learner.vs, m.epoch)?;
+            self.dir.update_config(|c| c.best_epoch = Some(m.epoch))?;
         }
         self.save_checkpoint()?;
-        (self.opts.after_epoch)(&self.dir.path, &self.history)
+        (self.opts.after_epoch)(&self.dir.path, &self.state.history)
     }
 
     /// Whether `--early-stop N` ends the run here: validation accuracy has not improved
@@ -481,14 +487,12 @@ impl<'a> Run<'a> {
         let Some(patience) = self.opts.recipe.early_stop else {
             return Ok(false);
         };
-        let Some(best) = best_epoch(&self.history) else {
+        let Some(best) = early_stop_due(&self.state, patience) else {
             return Ok(false);
         };
-        let last = self.history.len() as u32;
-        if last.saturating_sub(best.max(self.patience_from)) < patience {
-            return Ok(false);
-        }
+        let last = self.state.history.len() as u32;
         let accuracy = self
+            .state
             .history
             .iter()
             .find(|m| m.epoch == best)
@@ -500,15 +504,14 @@ impl<'a> Run<'a> {
              best.safetensors",
             progress::count(patience, "epoch")
         )?;
-        self.config.stopped_early = Some(last);
-        self.dir.write_config(&self.config)?;
+        self.dir.update_config(|c| c.stopped_early = Some(last))?;
         Ok(true)
     }
 
     fn prefix(&self) -> String {
         format!(
             "epoch {:>2}/{}",
-            self.position.epoch, self.opts.recipe.epochs
+            self.state.position.epoch, self.opts.recipe.epochs
         )
     }
 }
@@ -554,6 +557,15 @@ fn reopen(
     RunDir::reopen(lock, out, &config, history)
 }
 
+/// The best epoch, when a run at `state` has gone `patience` epochs without bettering
+/// it, counted from the best epoch or from where the run was last told to go on
+/// (`patience_from`), whichever is later; `None` while it may still improve.
+fn early_stop_due(state: &State, patience: u32) -> Option<u32> {
+    let best = best_epoch(&state.history)?;
+    let last = state.history.len() as u32;
+    (last.saturating_sub(best.max(state.patience_from)) >= patience).then_some(best)
+}
+
 /// The epoch with the best validation accuracy in `history` (the first, on a tie).
 pub fn best_epoch(history: &[EpochMetrics]) -> Option<u32> {
     let mut best: Option<(u32, f64)> = None;
@@ -567,15 +579,10 @@ pub fn best_epoch(history: &[EpochMetrics]) -> Option<u32> {
     best.map(|(epoch, _)| epoch)
 }
 
-/// Puts back the state of the run in `out` into `vs` and `adam`: the finished epochs and
-/// the position to go on from. A run that steps through `training_images` images.
-fn restore(
-    out: &Path,
-    how: Resume,
-    vs: &mut nn::VarStore,
-    adam: &mut Adam,
-    training_images: u64,
-) -> Result<State> {
+/// Puts back the weights and Adam's state of the run in `out` into `learner`, and returns
+/// where the run stands: the finished epochs and the position to go on from. A run that
+/// steps through `training_images` images.
+fn restore(out: &Path, how: Resume, learner: &mut Learner, training_images: u64) -> Result<State> {
     match checkpoint::load(out)? {
         Some(ck) => {
             let source = out.join(checkpoint::FILE);
@@ -586,8 +593,10 @@ fn restore(
                  gives {training_images}; resume it with the data it was trained on (--data-dir)",
                 out.display()
             );
-            run_dir::copy_into(vs, &ck.weights, &source)?;
-            adam.load_state(&ck.optimizer, ck.state.optimizer_steps)
+            run_dir::copy_into(&mut learner.vs, &ck.weights, &source)?;
+            learner
+                .adam
+                .load_state(&ck.optimizer, ck.optimizer_steps)
                 .map_err(|e| e.context(format!("{} does not fit the model", source.display())))?;
             Ok(State {
                 training_images,
@@ -595,7 +604,7 @@ fn restore(
             })
         }
         None if how == Resume::FreshOptimizer => {
-            run_dir::load_weights(&out.join(run_dir::WEIGHTS), vs)?;
+            run_dir::load_weights(&out.join(run_dir::WEIGHTS), &mut learner.vs)?;
             Ok(State::fresh(run_dir::read_metrics(out)?, training_images))
         }
         None => bail!(
@@ -690,4 +699,79 @@ fn check_finite(mean_loss: f64, step: usize, learning_rate: f64) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(validation: &[f64]) -> Vec<EpochMetrics> {
+        validation
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| EpochMetrics {
+                epoch: i as u32 + 1,
+                train_loss: 0.5,
+                train_accuracy: 0.8,
+                test_loss: 0.5,
+                test_accuracy: 0.8,
+                seconds: 1.0,
+                validation_accuracy: Some(v),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_best_epoch_is_the_first_of_a_tie_and_none_without_validation() {
+        assert_eq!(best_epoch(&history(&[0.5, 0.7, 0.7, 0.6])), Some(2));
+        assert_eq!(best_epoch(&history(&[0.9, 0.7])), Some(1));
+        assert_eq!(best_epoch(&[]), None);
+        let mut plain = history(&[0.5]);
+        plain[0].validation_accuracy = None;
+        assert_eq!(best_epoch(&plain), None);
+    }
+
+    #[test]
+    fn early_stopping_waits_patience_epochs_after_the_best_or_after_going_on() {
+        let at = |validation: &[f64], patience_from: u32| State {
+            patience_from,
+            ..State::fresh(history(validation), 600)
+        };
+        // best at epoch 2: two epochs without improvement stop a patience of 2
+        assert_eq!(early_stop_due(&at(&[0.5, 0.7, 0.6], 0), 2), None);
+        assert_eq!(early_stop_due(&at(&[0.5, 0.7, 0.6, 0.6], 0), 2), Some(2));
+        // a tie is no improvement
+        assert_eq!(early_stop_due(&at(&[0.5, 0.7, 0.7, 0.7], 0), 2), Some(2));
+        // told to go on after epoch 4: patience counts from there
+        assert_eq!(early_stop_due(&at(&[0.5, 0.7, 0.6, 0.6, 0.6], 4), 2), None);
+        assert_eq!(
+            early_stop_due(&at(&[0.5, 0.7, 0.6, 0.6, 0.6, 0.6], 4), 2),
+            Some(2)
+        );
+        assert_eq!(early_stop_due(&State::fresh(vec![], 600), 1), None);
+    }
+
+    #[test]
+    fn draws_are_seeded_by_the_seed_epoch_and_step_alone() {
+        let seeds: Vec<i64> = [(0, 1, 0), (0, 1, 1), (0, 2, 0), (1, 1, 0), (0, 1, u64::MAX)]
+            .iter()
+            .map(|&(seed, epoch, step)| position_seed(seed, epoch, step))
+            .collect();
+        for (i, a) in seeds.iter().enumerate() {
+            assert!(*a >= 0, "a seed libtorch takes");
+            assert!(seeds[i + 1..].iter().all(|b| b != a), "{seeds:?}");
+        }
+        assert_eq!(position_seed(7, 3, 11), position_seed(7, 3, 11));
+        // the same point draws the same numbers, whatever was drawn before
+        let draw = || Tensor::rand([4], (Kind::Float, Device::Cpu));
+        seed_draws(7, 3, 11);
+        let first = draw();
+        let _ = draw();
+        seed_draws(7, 3, 11);
+        assert!(draw().equal(&first));
+        let order = shuffled(10, 7, 2, Device::Cpu);
+        let _ = draw();
+        assert!(shuffled(10, 7, 2, Device::Cpu).equal(&order));
+        assert!(!shuffled(10, 7, 3, Device::Cpu).equal(&order));
+    }
 }

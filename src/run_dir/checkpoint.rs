@@ -3,9 +3,11 @@
 //! optimiser state:
 //! - the weights, as `model.<variable>` (batch norm's running statistics included);
 //! - Adam's moments, as `optimizer.exp_avg.<variable>` and `optimizer.exp_avg_sq.<…>`;
-//! - in the file's metadata (JSON under the key `fashion_tch`): the position in the run
-//!   (epoch, steps done, the epoch's running sums), Adam's step count, and the finished
-//!   epochs' rows of `metrics.csv`, which a resume writes back.
+//! - in the file's metadata (JSON under the key `fashion_tch`): its `format_version`, the
+//!   position in the run (epoch, steps done, the epoch's running sums), Adam's step count,
+//!   and the finished epochs' rows of `metrics.csv`, which a resume writes back. Format 1
+//!   (no `format_version`) predates `patience_from` and `training_images`; one migration
+//!   reads it.
 //!
 //! The random draws need no saved state: they are seeded from the run's position (see
 //! [`crate::train`]).
@@ -28,6 +30,8 @@ use crate::optim::Adam;
 pub const FILE: &str = "checkpoint.safetensors";
 /// The metadata key that holds [`State`].
 const KEY: &str = "fashion_tch";
+/// The format of that metadata.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Where a run is: the epoch in progress and how far into it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -58,36 +62,42 @@ impl Position {
     }
 }
 
-/// What a checkpoint holds besides tensors.
+/// Where a run stands: what a checkpoint holds besides tensors and Adam's step count.
+/// A run in progress keeps its state here, and only here.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct State {
     pub position: Position,
-    /// Adam's updates so far.
-    pub optimizer_steps: u64,
     /// The finished epochs' rows.
     pub history: Vec<EpochMetrics>,
     /// The finished epochs when `--early-stop`'s patience last started counting: 0, or
     /// where a run that had stopped early was told to go on.
-    #[serde(default)]
     pub patience_from: u32,
     /// The training images the run steps through, so that a resume on other data is
     /// refused (0 in checkpoints from before it was recorded).
-    #[serde(default)]
     pub training_images: u64,
 }
 
 impl State {
-    /// A run at the start of the epoch after `history`, with Adam not yet stepped: a new
-    /// run, or an old one going on with fresh moments.
+    /// A run at the start of the epoch after `history`: a new run, or an old one going
+    /// on with fresh moments.
     pub fn fresh(history: Vec<EpochMetrics>, training_images: u64) -> State {
         State {
             position: Position::start_of(history.len() as u32 + 1),
-            optimizer_steps: 0,
             history,
             patience_from: 0,
             training_images,
         }
     }
+}
+
+/// The checkpoint's metadata as written: the state, Adam's step count and the format.
+#[derive(Serialize, Deserialize)]
+struct Metadata<S> {
+    format_version: u32,
+    /// Adam's updates so far.
+    optimizer_steps: u64,
+    #[serde(flatten)]
+    state: S,
 }
 
 impl State {
@@ -114,6 +124,8 @@ impl State {
 /// A checkpoint read back.
 pub struct Checkpoint {
     pub state: State,
+    /// Adam's updates so far.
+    pub optimizer_steps: u64,
     /// The weights by variable name.
     pub weights: HashMap<String, Tensor>,
     /// Adam's moments, named as [`Adam::state`] names them.
@@ -132,7 +144,12 @@ pub fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()>
                 .map(|(name, t)| (format!("optimizer.{name}"), t)),
         )
         .collect();
-    let metadata = HashMap::from([(KEY.to_string(), serde_json::to_string(state)?)]);
+    let json = serde_json::to_string(&Metadata {
+        format_version: FORMAT_VERSION,
+        optimizer_steps: adam.steps,
+        state,
+    })?;
+    let metadata = HashMap::from([(KEY.to_string(), json)]);
     write_safetensors(&run.join(FILE), &tensors, Some(metadata))
 }
 
@@ -142,7 +159,11 @@ pub fn load(run: &Path) -> Result<Option<Checkpoint>> {
     let Some(bytes) = read(&path)? else {
         return Ok(None);
     };
-    let state = state_of(&path, &bytes)?;
+    let Metadata {
+        state,
+        optimizer_steps,
+        ..
+    } = metadata_of(&path, &bytes)?;
     let file = SafeTensors::deserialize(&bytes).with_context(|| damaged(&path))?;
     let (mut weights, mut optimizer) = (HashMap::new(), HashMap::new());
     for (name, view) in file.tensors() {
@@ -155,6 +176,7 @@ pub fn load(run: &Path) -> Result<Option<Checkpoint>> {
     }
     Ok(Some(Checkpoint {
         state,
+        optimizer_steps,
         weights,
         optimizer,
     }))
@@ -164,7 +186,7 @@ pub fn load(run: &Path) -> Result<Option<Checkpoint>> {
 pub fn read_state(run: &Path) -> Result<Option<State>> {
     let path = run.join(FILE);
     Ok(match read(&path)? {
-        Some(bytes) => Some(state_of(&path, &bytes)?),
+        Some(bytes) => Some(metadata_of(&path, &bytes)?.state),
         None => None,
     })
 }
@@ -177,14 +199,39 @@ fn read(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-fn state_of(path: &Path, bytes: &[u8]) -> Result<State> {
+fn metadata_of(path: &Path, bytes: &[u8]) -> Result<Metadata<State>> {
     let (_, header) = SafeTensors::read_metadata(bytes).with_context(|| damaged(path))?;
     let Some(json) = header.metadata().as_ref().and_then(|m| m.get(KEY)) else {
         bail!("{}: it has no {KEY} metadata", damaged(path));
     };
-    let state: State = serde_json::from_str(json).with_context(|| damaged(path))?;
-    state.check().with_context(|| damaged(path))?;
-    Ok(state)
+    let metadata = migrate(serde_json::from_str(json).with_context(|| damaged(path))?)
+        .and_then(|json| Ok(serde_json::from_value::<Metadata<State>>(json)?))
+        .with_context(|| damaged(path))?;
+    metadata.state.check().with_context(|| damaged(path))?;
+    Ok(metadata)
+}
+
+/// The metadata of any format, as today's: format 1 had no `format_version`, no
+/// `patience_from` (0: patience counts from the start) and no `training_images` (0: not
+/// recorded, so not checked on resume).
+fn migrate(mut json: serde_json::Value) -> Result<serde_json::Value> {
+    let version = match json.get("format_version") {
+        Some(v) => v.as_u64().context("format_version is not a whole number")?,
+        None => 1,
+    };
+    ensure!(
+        version <= u64::from(FORMAT_VERSION),
+        "its format_version {version} is newer than this fashion-tch reads ({FORMAT_VERSION})"
+    );
+    if version == 1 {
+        let Some(fields) = json.as_object_mut() else {
+            bail!("its metadata is not a JSON object");
+        };
+        fields.entry("patience_from").or_insert(0.into());
+        fields.entry("training_images").or_insert(0.into());
+        fields.insert("format_version".into(), FORMAT_VERSION.into());
+    }
+    Ok(json)
 }
 
 fn damaged(path: &Path) -> String {
@@ -212,7 +259,6 @@ mod tests {
                 loss_sum: 0.1 + 0.2,
                 ..Position::start_of(1)
             },
-            optimizer_steps: 11,
             history: vec![],
             patience_from: 0,
             training_images: 600,
@@ -221,6 +267,7 @@ mod tests {
         save(dir.path(), &vs, &adam, &state).unwrap();
         let back = load(dir.path()).unwrap().unwrap();
         assert_eq!(back.state, state);
+        assert_eq!(back.optimizer_steps, adam.steps);
         assert_eq!(read_state(dir.path()).unwrap(), Some(state));
         for (name, t) in vs.variables() {
             assert!(back.weights[&name].equal(&t.contiguous()), "{name}");

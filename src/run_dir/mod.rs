@@ -82,6 +82,8 @@ fn read_best_epoch(run: &Path) -> Result<u32> {
 /// An open run folder, written by this process alone while it is open ([`lock`]).
 pub struct RunDir {
     pub path: PathBuf,
+    /// The config it holds, as last written.
+    config: RunConfig,
     metrics: File,
     _lock: RunLock,
 }
@@ -175,10 +177,11 @@ impl RunDir {
             .with_context(|| format!("opening {}", metrics_path.display()))?;
         let dir = RunDir {
             path: path.to_path_buf(),
+            config,
             metrics,
             _lock: lock,
         };
-        dir.write_config(&config)?;
+        dir.write_config()?;
         Ok(dir)
     }
 
@@ -203,11 +206,21 @@ impl RunDir {
         save_weights(&self.path.join(BEST_WEIGHTS), vs, Some(metadata))
     }
 
-    /// Rewrites `config.json`.
-    pub fn write_config(&self, config: &RunConfig) -> Result<()> {
+    /// The config in `config.json`, as this run wrote it.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// Changes the config as `change` does, and rewrites `config.json`.
+    pub fn update_config(&mut self, change: impl FnOnce(&mut RunConfig)) -> Result<()> {
+        change(&mut self.config);
+        self.write_config()
+    }
+
+    fn write_config(&self) -> Result<()> {
         write_atomically(
             &self.path.join("config.json"),
-            serde_json::to_string_pretty(config)?.as_bytes(),
+            serde_json::to_string_pretty(&self.config)?.as_bytes(),
         )
     }
 }
