@@ -17,6 +17,8 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
+use crate::progress::libtorch_text;
+
 /// The ten classes, in label order.
 pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
     "T-shirt/top",
@@ -230,7 +232,7 @@ fn load_split(
         pixels.len() / (SIDE * SIDE),
         label_path.display()
     );
-    Ok(split_tensors(pixels, labels, device))
+    split_tensors(pixels, labels, device)
 }
 
 /// Reads one of the four files; when it has the official length, its SHA-256 must match.
@@ -259,16 +261,20 @@ fn read_checked(dir: &Path, file: &IdxFile, official_len: usize) -> Result<(Path
 }
 
 /// Builds a split from raw pixels (row-major 28×28 bytes per image) and labels.
-pub fn split_tensors(pixels: &[u8], labels: &[u8], device: Device) -> Split {
+/// Errs with libtorch's message when the device cannot take them (out of memory).
+pub fn split_tensors(pixels: &[u8], labels: &[u8], device: Device) -> Result<Split> {
     let n = labels.len() as i64;
     let side = SIDE as i64;
-    let pixels = Tensor::from_slice(pixels)
-        .view([n, 1, side, side])
-        .to_device(device);
-    let labels = Tensor::from_slice(labels)
-        .to_kind(Kind::Int64)
-        .to_device(device);
-    Split { pixels, labels }
+    let moved = || -> Result<Split, tch::TchError> {
+        let pixels = Tensor::from_slice(pixels)
+            .view([n, 1, side, side])
+            .f_to_device(device)?;
+        let labels = Tensor::from_slice(labels)
+            .to_kind(Kind::Int64)
+            .f_to_device(device)?;
+        Ok(Split { pixels, labels })
+    };
+    moved().map_err(|e| anyhow!("moving the data to {device:?}: {}", libtorch_text(&e)))
 }
 
 /// Bytes to network inputs: floats scaled to [0, 1], as in the lesson.

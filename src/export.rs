@@ -10,6 +10,7 @@ use tch::{CModule, Device, Kind, Tensor};
 
 use crate::data::{CLASS_NAMES, SIDE};
 use crate::files;
+use crate::progress::libtorch_text;
 use crate::run_dir::{self, Weights};
 
 /// What the exported module takes, in words.
@@ -45,9 +46,11 @@ pub fn export(run: &Path, which: Weights, out: Option<&Path>, force: bool) -> Re
             vec![loaded.net.forward_t(&xs[0], false)]
         })
     })
-    .map_err(|e| anyhow!("tracing the network: {}", first_line(&e)))?;
+    .map_err(|e| anyhow!("tracing the network: {}", libtorch_text(&e)))?;
     files::replace_with(out, |tmp| {
-        module.save(tmp).map_err(|e| anyhow!("{}", first_line(&e)))
+        module
+            .save(tmp)
+            .map_err(|e| anyhow!("{}", libtorch_text(&e)))
     })?;
     Ok(Exported {
         path: out.to_path_buf(),
@@ -91,12 +94,6 @@ fn check_out(run: &Path, out: &Path, own: &Path, force: bool) -> Result<()> {
         out.display()
     );
     Ok(())
-}
-
-/// libtorch's message without its C++ backtrace: the first line.
-fn first_line(e: &tch::TchError) -> String {
-    let text = e.to_string();
-    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// The class names, in the order of the module's outputs.

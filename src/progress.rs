@@ -42,6 +42,11 @@ pub fn error_text(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// libtorch's message in a tch error, without its C++ backtrace: the first line.
+pub fn libtorch_text(e: &tch::TchError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};

@@ -71,7 +71,8 @@ pub fn fused_adam(
     let read = |ts: &[&Tensor]| -> Vec<*mut c_void> {
         ts.iter().map(|t| t.as_ptr().cast_mut().cast()).collect()
     };
-    let (params, exp_avgs, exp_avg_sqs) = (written(params), written(exp_avgs), written(exp_avg_sqs));
+    let (params, exp_avgs, exp_avg_sqs) =
+        (written(params), written(exp_avgs), written(exp_avg_sqs));
     let mut error = [0 as c_char; 512];
     // SAFETY: a tch `Tensor` wraps a `*mut C_tensor`, which torch-sys's C API
     // (libtch/torch_api.h: `typedef torch::Tensor *tensor`) defines as a pointer to a

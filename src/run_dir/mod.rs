@@ -360,7 +360,9 @@ pub fn copy_into(
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
             match stored.get(&name) {
-                Some(t) if t.size() == var.size() => var.copy_(t),
+                Some(t) if t.size() == var.size() => var
+                    .f_copy_(t)
+                    .map_err(|e| anyhow!("{}: {}", source.display(), crate::progress::libtorch_text(&e)))?,
                 Some(t) => bail!(
                     "{} does not fit the model in config.json: {name} is {:?} there, {:?} in the model",
                     source.display(),
