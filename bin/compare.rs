@@ -1,5 +1,4 @@
 //! Compares runs: a markdown table of their figures and a chart of test accuracy per epoch.
-#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

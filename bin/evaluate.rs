@@ -1,5 +1,4 @@
 //! Scores a saved run on the test set and draws its pictures into the run folder.
-#![warn(clippy::too_many_lines)]
 use std::process::ExitCode;
 
 use anyhow::Context;

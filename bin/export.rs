@@ -1,5 +1,4 @@
 //! Writes a run's network as a TorchScript module.
-#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

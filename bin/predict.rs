@@ -1,6 +1,5 @@
 //! Classifies image files and folders, or test-set images by index, with a saved run's
 //! network.
-#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 

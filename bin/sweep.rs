@@ -1,5 +1,4 @@
 //! The lesson's experiments as one command: several layer sizes, several epoch counts.
-#![warn(clippy::too_many_lines)]
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,7 +30,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', required = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Vec<u32>,
-    /// The sweep folder [default: runs/sweep-<model>-<timestamp>]
+    /// The sweep folder [default: runs/sweep-MODEL-YYYYmmdd-HHMMSS]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     #[command(flatten)]

@@ -1,7 +1,6 @@
 //! Trains the lesson's CNN: two Conv2d(3×3) → ReLU → MaxPool(2×2) blocks (32 and 64
 //! filters), then Linear(3136, 128) → ReLU → Linear(128, 10); or, with `--recipe
 //! strong`, a stronger small CNN the stronger way (see `fashion_tch::recipe`).
-#![warn(clippy::too_many_lines)]
 use std::process::ExitCode;
 
 use clap::{error::ErrorKind, CommandFactory, Parser};

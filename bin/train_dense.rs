@@ -1,5 +1,4 @@
 //! Trains the lesson's dense network: Flatten → Linear(784, 128) → ReLU → Linear(128, 10).
-#![warn(clippy::too_many_lines)]
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -49,7 +49,7 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// `--checkpoint-every` as a duration.
-    pub fn checkpoint_every(&self) -> Duration {
+    pub(crate) fn checkpoint_every(&self) -> Duration {
         Duration::from_secs_f64(self.checkpoint_every * 60.0)
     }
 }
@@ -63,7 +63,7 @@ pub struct RunArgs {
     pub epochs: Option<u32>,
 
     /// The run folder for config.json, metrics.csv, model.safetensors and the checkpoint
-    /// [default: runs/<model>-<timestamp>]
+    /// [default: runs/MODEL-YYYYmmdd-HHMMSS]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -152,7 +152,7 @@ impl CommonArgs {
     /// The library's options for training a network of `kind` as `flags` say. With
     /// --resume, the run's own config, which the flags may not contradict
     /// ([`resume::plan`]).
-    pub fn train_options(&self, kind: ModelKind, flags: &Overrides) -> Result<TrainOptions> {
+    pub(crate) fn train_options(&self, kind: ModelKind, flags: &Overrides) -> Result<TrainOptions> {
         let t = &self.train;
         if t.fresh_optimizer && self.run.resume.is_none() {
             bail!("--fresh-optimizer goes with --resume DIR: it says how to go on with an old run");

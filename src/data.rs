@@ -4,7 +4,7 @@
 //! The files are read whole (the largest is 47 MB decompressed), checked against the
 //! SHA-256 of their decompressed bytes, then parsed with every header field checked before
 //! any tensor is built. The IDX format itself (parsing, encoding, the bounded reader) is in
-//! [`idx`](self::idx), which has no tch dependency so the fuzz target can compile it alone.
+//! `idx`, which has no tch dependency so the fuzz target can compile it alone.
 //!
 //! Every error about a file names it: "`<file>` is corrupt: …", "`<file>` is not an IDX
 //! image file: …".
@@ -87,7 +87,7 @@ impl Split {
     }
 
     /// The examples at the indices `idx` as network inputs, `[idx.len, 1, 28, 28]`.
-    pub fn images_at(&self, idx: &Tensor) -> Tensor {
+    pub(crate) fn images_at(&self, idx: &Tensor) -> Tensor {
         inputs(&self.pixels.index_select(0, idx))
     }
 
@@ -262,7 +262,7 @@ fn read_checked(dir: &Path, file: &IdxFile, official_len: usize) -> Result<(Path
 
 /// Builds a split from raw pixels (row-major 28×28 bytes per image) and labels.
 /// Errs with libtorch's message when the device cannot take them (out of memory).
-pub fn split_tensors(pixels: &[u8], labels: &[u8], device: Device) -> Result<Split> {
+pub(crate) fn split_tensors(pixels: &[u8], labels: &[u8], device: Device) -> Result<Split> {
     let n = labels.len() as i64;
     let side = SIDE as i64;
     let moved = || -> Result<Split, tch::TchError> {
@@ -282,7 +282,7 @@ pub fn inputs(pixels: &Tensor) -> Tensor {
     pixels.to_kind(Kind::Float) / 255.0
 }
 
-/// Completes one of [`idx`](self::idx)'s predicate errors with the file's name:
+/// Completes one of `idx`'s predicate errors with the file's name:
 /// "`<path>` is corrupt: …".
 fn named(path: &Path, err: anyhow::Error) -> anyhow::Error {
     anyhow!("{} {err:#}", path.display())

@@ -75,7 +75,7 @@ impl DeviceChoice {
 }
 
 /// A device as people write it: `cpu` or `cuda:N`.
-pub fn device_name(device: Device) -> String {
+pub(crate) fn device_name(device: Device) -> String {
     match device {
         Device::Cuda(n) => format!("cuda:{n}"),
         _ => "cpu".to_string(),
@@ -86,7 +86,7 @@ pub fn device_name(device: Device) -> String {
 /// one thread per physical core. Keeps freed memory for reuse ([`keep_freed_memory`]).
 /// On CUDA, turns on cuDNN's autotuner: the lesson's shapes never change, so the first
 /// batches pay for a faster kernel choice.
-pub fn configure(device: Device, threads: Option<usize>) {
+pub(crate) fn configure(device: Device, threads: Option<usize>) {
     if let Some(n) = threads {
         tch::set_num_threads(n as i32);
     }

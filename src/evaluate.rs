@@ -66,7 +66,7 @@ impl Evaluation {
 }
 
 /// The first `count` test images with their predicted and true classes.
-pub fn test_predictions(test: &Split, predicted: &Tensor, count: i64) -> Vec<Prediction> {
+pub(crate) fn test_predictions(test: &Split, predicted: &Tensor, count: i64) -> Vec<Prediction> {
     (0..count.min(test.len()))
         .map(|i| Prediction {
             pixels: pixels(&test.images(i, 1)),

@@ -12,7 +12,7 @@ use safetensors::tensor::{Dtype, View};
 use tch::Tensor;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     replace_with(path, |tmp| fs::write(tmp, bytes).map_err(Into::into))
 }
 
@@ -20,7 +20,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// its own, with a name no other writer uses, in `path`'s folder, flushed to disk and then
 /// renamed over `path`. Two programs writing one file never break each other (the last
 /// rename wins), and a failure leaves the old file and no temporary one.
-pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let folder = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -53,7 +53,7 @@ pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
 
 /// Whether `name` is one of the temporary files [`replace_with`] makes for a file named
 /// `target` (left behind only when the process was killed while writing it).
-pub fn is_temporary_of(name: &str, target: &str) -> bool {
+pub(crate) fn is_temporary_of(name: &str, target: &str) -> bool {
     name.strip_prefix('.')
         .and_then(|n| n.strip_prefix(target))
         .is_some_and(|rest| rest.starts_with('.') && rest.ends_with(".tmp"))

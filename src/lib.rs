@@ -15,8 +15,6 @@
 //!                                        atomically, libtorch calls tch has no binding for
 //! ```
 
-#![warn(clippy::too_many_lines)]
-
 pub mod cli;
 pub mod compare;
 pub mod data;
@@ -32,7 +30,7 @@ pub mod progress;
 pub mod recipe;
 pub mod run_dir;
 pub mod score;
-pub mod shim;
-pub mod stop;
+pub(crate) mod shim;
+pub(crate) mod stop;
 pub mod sweep;
 pub mod train;

@@ -18,8 +18,8 @@ pub enum ModelSpec {
     /// Flatten → Linear(784, hidden) → ReLU → Linear(hidden, 10).
     Dense { hidden: i64 },
     /// A block per entry of `filters`: its [`Convs`] count of Conv2d(3×3, same padding) →
-    /// [BatchNorm] → ReLU, then MaxPool(2×2, stride 2); then Flatten → [Dropout] →
-    /// Linear(·, hidden) → ReLU → [Dropout] → Linear(hidden, 10). The lesson's has two
+    /// \[BatchNorm\] → ReLU, then MaxPool(2×2, stride 2); then Flatten → \[Dropout\] →
+    /// Linear(·, hidden) → ReLU → \[Dropout\] → Linear(hidden, 10). The lesson's has two
     /// blocks of one convolution, no batch norm and no dropout; the strong recipe's
     /// (`crate::recipe`) adds them.
     Cnn {
@@ -83,7 +83,7 @@ impl Convs {
     }
 
     /// Convolutions in block `block` (0-based).
-    pub fn in_block(&self, block: usize) -> i64 {
+    pub(crate) fn in_block(&self, block: usize) -> i64 {
         self.0[block.min(self.0.len() - 1)]
     }
 
@@ -145,10 +145,10 @@ impl std::fmt::Display for Convs {
 }
 
 /// Most convolution blocks a network may have: each halves the 28-pixel side.
-pub const MAX_BLOCKS: usize = 4;
+pub(crate) const MAX_BLOCKS: usize = 4;
 
 /// Convolutions a block may have.
-pub const CONVS_PER_BLOCK: std::ops::RangeInclusive<i64> = 1..=4;
+pub(crate) const CONVS_PER_BLOCK: std::ops::RangeInclusive<i64> = 1..=4;
 
 /// The two kinds of network, each with its own trainer.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -352,7 +352,7 @@ pub fn parse_filters(s: &str) -> Result<Vec<i64>, String> {
 
 /// Parses `--convs 1,2`: convolutions in each block (1 to 4), one count for every block
 /// or one per block.
-pub fn parse_convs(s: &str) -> Result<Vec<i64>, String> {
+pub(crate) fn parse_convs(s: &str) -> Result<Vec<i64>, String> {
     parse_counts(
         s,
         |n| CONVS_PER_BLOCK.contains(&n),
@@ -377,7 +377,7 @@ fn parse_counts(s: &str, valid: fn(i64) -> bool, what: &str) -> Result<Vec<i64>,
 }
 
 /// Counts as the flags take them: `32,64`.
-pub fn comma_list(counts: &[i64]) -> String {
+pub(crate) fn comma_list(counts: &[i64]) -> String {
     counts
         .iter()
         .map(i64::to_string)

@@ -4,7 +4,7 @@
 //! to restart Adam from zero.)
 //!
 //! The update itself is libtorch's fused kernel (`torch._fused_adam_`/`_fused_adamw_`,
-//! through [`crate::shim`]): one call for every parameter tensor, a single pass over
+//! through `crate::shim`): one call for every parameter tensor, a single pass over
 //! memory in parallel on the CPU and one kernel on a GPU, where libtorch's own optimiser
 //! dispatches eight tensor operations per parameter tensor per step.
 
@@ -17,9 +17,9 @@ use tch::{Kind, Tensor};
 use crate::shim::{self, AdamStep};
 
 /// Adam's second-moment decay (PyTorch's default).
-pub const BETA2: f64 = 0.999;
+pub(crate) const BETA2: f64 = 0.999;
 /// Added to the root of the second moment (PyTorch's default).
-pub const EPS: f64 = 1e-8;
+pub(crate) const EPS: f64 = 1e-8;
 
 /// Adam, or AdamW when `weight_decay` is above 0, over a var store's trainable tensors.
 pub struct Adam {

@@ -53,7 +53,7 @@ impl fmt::Display for Invert {
 
 /// Reads a PNG or JPEG of any size and colour mode and returns it as the network's
 /// input: 28×28 grey levels in [0, 1], row-major, light garment on a dark background.
-pub fn load_image(path: &Path, invert: Invert) -> Result<Vec<f32>> {
+pub(crate) fn load_image(path: &Path, invert: Invert) -> Result<Vec<f32>> {
     // before opening it: a FIFO or a device would block the open or never end
     let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     ensure!(
@@ -88,7 +88,7 @@ pub fn load_image(path: &Path, invert: Invert) -> Result<Vec<f32>> {
 
 /// Grey image → the network's input: inverted where asked (or where the border is mostly
 /// light, with `Auto`), padded to a square with the background, shrunk to 28×28.
-pub fn to_network_input(grey: &GrayImage, invert: Invert) -> Vec<f32> {
+pub(crate) fn to_network_input(grey: &GrayImage, invert: Invert) -> Vec<f32> {
     let flip = match invert {
         Invert::Yes => true,
         Invert::No => false,

@@ -1,5 +1,5 @@
 //! What a binary shows as it works: indicatif bars on a terminal (nothing when output
-//! goes to a file or `--quiet` is given), its lines of output through [`out!`], which
+//! goes to a file or `--quiet` is given), its lines of output through [`out!`](crate::out), which
 //! returns an error rather than panicking when the reader has gone away, and how counts
 //! and errors read.
 
@@ -31,7 +31,7 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
 /// An error and its causes on one line, each joined by ": ", leaving out a cause that
 /// says again what the one before it said (the `image` crate's errors repeat their
 /// source: "Invalid PNG signature.: Invalid PNG signature.").
-pub fn error_text(err: &anyhow::Error) -> String {
+pub(crate) fn error_text(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let text = cause.to_string();
@@ -43,7 +43,7 @@ pub fn error_text(err: &anyhow::Error) -> String {
 }
 
 /// libtorch's message in a tch error, without its C++ backtrace: the first line.
-pub fn libtorch_text(e: &tch::TchError) -> String {
+pub(crate) fn libtorch_text(e: &tch::TchError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
@@ -52,12 +52,12 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Whether bars should be drawn: stdout is a terminal and the user did not ask for quiet.
-pub fn interactive(quiet: bool) -> bool {
+pub(crate) fn interactive(quiet: bool) -> bool {
     !quiet && std::io::stdout().is_terminal()
 }
 
 /// A bar over one epoch's batches; hidden unless `visible`.
-pub fn epoch_bar(batches: u64, prefix: String, visible: bool) -> ProgressBar {
+pub(crate) fn epoch_bar(batches: u64, prefix: String, visible: bool) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }
@@ -74,7 +74,7 @@ pub fn epoch_bar(batches: u64, prefix: String, visible: bool) -> ProgressBar {
 }
 
 /// A byte-counting bar for a download, on stderr; hidden when stderr is not a terminal.
-pub fn bytes_bar(len: Option<u64>, what: &str) -> ProgressBar {
+pub(crate) fn bytes_bar(len: Option<u64>, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

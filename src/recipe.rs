@@ -113,13 +113,13 @@ pub enum Schedule {
 
 /// What a recipe sets at one step: the learning rate and Adam's β₁.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepSettings {
+pub(crate) struct StepSettings {
     pub learning_rate: f64,
     pub beta1: f64,
 }
 
 /// Adam's β₁ outside a one-cycle schedule (PyTorch's default).
-pub const BETA1: f64 = 0.9;
+pub(crate) const BETA1: f64 = 0.9;
 
 impl Recipe {
     /// The recipe called `name` for a network of `kind`; errs, naming both, when there is
@@ -250,7 +250,7 @@ impl Recipe {
     }
 
     /// The learning rate and β₁ for step `step` (0-based) of a run of `total` steps.
-    pub fn at_step(&self, step: usize, total: usize) -> StepSettings {
+    pub(crate) fn at_step(&self, step: usize, total: usize) -> StepSettings {
         match self.schedule {
             Schedule::Constant => StepSettings {
                 learning_rate: self.learning_rate,
@@ -381,7 +381,7 @@ pub struct RecipeArgs {
 }
 
 /// Parses a number above 0 (`--lr`).
-pub fn positive_f64(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         Ok(v) if !v.is_finite() => Err(format!("{s} is not a finite number")),
@@ -426,7 +426,7 @@ impl Overrides {
     }
 
     /// The same without `--epochs`.
-    pub fn without_epochs(&self) -> Overrides {
+    pub(crate) fn without_epochs(&self) -> Overrides {
         let mut fields = self.fields.clone();
         fields.remove("epochs");
         Overrides {

@@ -19,7 +19,7 @@ pub struct Score {
 /// busy, and few enough that the CNN's largest activation (26 MB) stays under the 32 MiB
 /// that glibc serves from memory it keeps; at 1,000 the test set's scoring mapped and
 /// zeroed about 2 GB of fresh pages every epoch.
-pub const EVAL_BATCH: i64 = 256;
+pub(crate) const EVAL_BATCH: i64 = 256;
 
 /// Scores `net` on `split` in evaluation mode (dropout off, batch norm frozen).
 pub fn score(net: &impl ModuleT, split: &Split) -> Score {
@@ -94,7 +94,7 @@ pub struct Report {
 
 impl Report {
     /// Builds the report from logits `[n, 10]` and labels `[n]`.
-    pub fn from_logits(logits: &Tensor, labels: &Tensor) -> Report {
+    pub(crate) fn from_logits(logits: &Tensor, labels: &Tensor) -> Report {
         let n = labels.size()[0].max(1) as f64;
         let loss = logits.cross_entropy_for_logits(labels).double_value(&[]);
         let predicted = logits.argmax(-1, false);
@@ -184,7 +184,7 @@ impl Report {
 }
 
 /// Class names cut to six characters, for matrix column headings.
-pub fn short_names() -> Vec<String> {
+pub(crate) fn short_names() -> Vec<String> {
     CLASS_NAMES
         .iter()
         .map(|n| n.chars().take(6).collect())

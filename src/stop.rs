@@ -11,7 +11,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 static HANDLER: Once = Once::new();
 
 /// The status a process ends with after Ctrl-C, as shells expect (128 + SIGINT).
-pub const EXIT_CODE: u8 = 130;
+pub(crate) const EXIT_CODE: u8 = 130;
 
 /// Installs the handler, once per process; later calls do nothing.
 pub fn install() {
@@ -34,6 +34,6 @@ pub fn install() {
 }
 
 /// Whether Ctrl-C was pressed.
-pub fn requested() -> bool {
+pub(crate) fn requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::files::is_temporary_of;
+use crate::files::{is_temporary_of, write_atomically};
 use crate::models::{comma_list, ModelSpec};
 use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
-use crate::run_dir::{self, checkpoint, lock, resume, write_atomically, RunLock};
+use crate::run_dir::{self, checkpoint, lock, resume, RunLock};
 use crate::train::{self, Interrupted, Resume, TrainOptions};
 
 /// One size at one epoch count.
@@ -53,7 +53,7 @@ impl SweepOptions {
 }
 
 /// The size of a model as the sweep's flags give it.
-pub fn size_label(model: &ModelSpec) -> String {
+pub(crate) fn size_label(model: &ModelSpec) -> String {
     match model {
         ModelSpec::Dense { hidden } => hidden.to_string(),
         ModelSpec::Cnn {

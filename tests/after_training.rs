@@ -120,6 +120,7 @@ fn evaluate_refuses_a_folder_that_is_not_a_run() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one story, start to end")]
 fn predict_on_png_files_matches_the_tensor_path() {
     let t = trained(DENSE, "5", &["--hidden", "64"]);
     let test = data::load_dir(&t.data, Device::Cpu).unwrap().test;

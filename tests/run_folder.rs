@@ -344,6 +344,7 @@ fn export_writes_only_its_own_file_atomically_and_fails_in_one_line() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one story, start to end")]
 fn a_missing_or_damaged_best_safetensors_is_an_error_never_the_last_epoch_instead() {
     let (tmp, data) = dataset();
     let run = validated_run(tmp.path(), &data);

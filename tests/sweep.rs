@@ -70,6 +70,7 @@ fn sweep_tables_two_sizes_at_two_epoch_counts_and_resumes() {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one story, start to end")]
 fn ctrl_c_in_the_second_run_stops_the_sweep_and_a_rerun_finishes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");

@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 use super::{default_dirs, hex, how_to_get, read_limited, FILES, MAX_FILE_BYTES};
 
 /// Where the official files live; `FASHION_MNIST_URL` replaces it (a mirror, or a test).
-pub const OFFICIAL_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com";
+pub(crate) const OFFICIAL_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com";
 
 /// Seconds a download waits for the server to connect or to send more data, unless
 /// `FASHION_MNIST_TIMEOUT_SECS` says otherwise.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
 /// Downloads the dataset into `data/fashion-mnist` from `FASHION_MNIST_URL` (or the
 /// official location); on failure, one error that says where it looked, what the download

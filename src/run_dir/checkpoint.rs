@@ -50,7 +50,7 @@ pub struct Position {
 
 impl Position {
     /// The start of epoch `epoch`.
-    pub fn start_of(epoch: u32) -> Position {
+    pub(crate) fn start_of(epoch: u32) -> Position {
         Position {
             epoch,
             step: 0,
@@ -122,7 +122,7 @@ impl State {
 }
 
 /// A checkpoint read back.
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub state: State,
     /// Adam's updates so far.
     pub optimizer_steps: u64,
@@ -133,7 +133,7 @@ pub struct Checkpoint {
 }
 
 /// Writes the checkpoint of a run at `state` into the folder `run`.
-pub fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()> {
+pub(crate) fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()> {
     let tensors: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -154,7 +154,7 @@ pub fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()>
 }
 
 /// Reads the checkpoint in the folder `run`; `None` when there is none.
-pub fn load(run: &Path) -> Result<Option<Checkpoint>> {
+pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>> {
     let path = run.join(FILE);
     let Some(bytes) = read(&path)? else {
         return Ok(None);

@@ -17,13 +17,13 @@ pub const FILE: &str = "training.lock";
 
 /// The exclusive right to write a run folder, held until it is dropped.
 #[derive(Debug)]
-pub struct RunLock {
+pub(crate) struct RunLock {
     _file: File,
 }
 
 impl RunLock {
     /// Takes the lock of the existing folder `run`, or says which process holds it.
-    pub fn acquire(run: &Path) -> Result<RunLock> {
+    pub(crate) fn acquire(run: &Path) -> Result<RunLock> {
         let path = run.join(FILE);
         let mut file = OpenOptions::new()
             .read(true)

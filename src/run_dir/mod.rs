@@ -8,12 +8,12 @@
 //!
 //! Every file is replaced through a temporary file and a rename, so a crash never leaves
 //! half of one; a resume rewrites `metrics.csv` from the checkpoint. What a resumed run
-//! keeps and refuses is in [`resume`].
+//! keeps and refuses is in `resume`.
 
 pub mod checkpoint;
 pub mod config;
-pub mod lock;
-pub mod resume;
+pub(crate) mod lock;
+pub(crate) mod resume;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 
 pub use config::{read_config, RunConfig};
-pub use lock::RunLock;
+pub(crate) use lock::RunLock;
 
-pub use crate::files::write_atomically;
+use crate::files::write_atomically;
 use crate::files::{is_temporary_of, write_safetensors};
 use crate::models::ModelSpec;
 use crate::plots::{self, Line};
@@ -53,13 +53,13 @@ const VALIDATION_COLUMN: &str = ",validation_accuracy";
 /// The weights of the last finished epoch.
 pub const WEIGHTS: &str = "model.safetensors";
 /// The weights of the epoch with the best validation accuracy.
-pub const BEST_WEIGHTS: &str = "best.safetensors";
+pub(crate) const BEST_WEIGHTS: &str = "best.safetensors";
 /// The metadata key of `best.safetensors` that names its epoch.
 const BEST_EPOCH_KEY: &str = "epoch";
 
 /// The epoch whose weights `best.safetensors` in `run` holds, as the file says; `None`
 /// when there is no such file, or it does not say.
-pub fn best_weights_epoch(run: &Path) -> Option<u32> {
+pub(crate) fn best_weights_epoch(run: &Path) -> Option<u32> {
     read_best_epoch(run).ok()
 }
 
@@ -79,7 +79,7 @@ fn read_best_epoch(run: &Path) -> Result<u32> {
         .with_context(|| format!("{} does not say which epoch it holds", path.display()))
 }
 
-/// An open run folder, written by this process alone while it is open ([`lock`]).
+/// An open run folder, written by this process alone while it is open (`training.lock`).
 pub struct RunDir {
     pub path: PathBuf,
     /// The config it holds, as last written.
@@ -89,7 +89,7 @@ pub struct RunDir {
 }
 
 /// The files a trainer writes in its run folder; readers never write them.
-pub const TRAINER_FILES: [&str; 7] = [
+pub(crate) const TRAINER_FILES: [&str; 7] = [
     "config.json",
     "metrics.csv",
     WEIGHTS,
@@ -144,7 +144,7 @@ impl RunDir {
     /// Opens a run folder, whose `lock` this process holds, to continue it from the
     /// finished epochs `history`: writes `config` (keeping the start time of the one
     /// there) and rewrites `metrics.csv` with `history`'s rows, then appends to it.
-    pub fn reopen(
+    pub(crate) fn reopen(
         lock: RunLock,
         path: &Path,
         config: &RunConfig,
@@ -201,7 +201,7 @@ impl RunDir {
 
     /// Saves the weights of epoch `epoch`, the best on validation, as `best.safetensors`;
     /// the file says which epoch it holds.
-    pub fn save_best_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
+    pub(crate) fn save_best_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
         let metadata = HashMap::from([(BEST_EPOCH_KEY.to_string(), epoch.to_string())]);
         save_weights(&self.path.join(BEST_WEIGHTS), vs, Some(metadata))
     }
@@ -212,7 +212,7 @@ impl RunDir {
     }
 
     /// Changes the config as `change` does, and rewrites `config.json`.
-    pub fn update_config(&mut self, change: impl FnOnce(&mut RunConfig)) -> Result<()> {
+    pub(crate) fn update_config(&mut self, change: impl FnOnce(&mut RunConfig)) -> Result<()> {
         change(&mut self.config);
         self.write_config()
     }
@@ -352,7 +352,7 @@ pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<()> {
 
 /// Copies `stored` into the variables of `vs`, which must match them by name and shape;
 /// errors name `source`.
-pub fn copy_into(
+pub(crate) fn copy_into(
     vs: &mut VarStore,
     stored: &std::collections::HashMap<String, tch::Tensor>,
     source: &Path,

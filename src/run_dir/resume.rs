@@ -13,7 +13,7 @@ use crate::recipe::{Overrides, Recipe};
 
 /// How a resumed run continues: the run's config, with its recipe's epochs set to the
 /// number to reach.
-pub struct Plan {
+pub(crate) struct Plan {
     pub config: RunConfig,
     /// Epochs the run has finished.
     pub done: u32,
@@ -24,7 +24,7 @@ pub struct Plan {
 /// The plan for `--resume run` with a trainer of `kind`, the flags' `overrides` and
 /// `--seed` if given; errs when a flag contradicts the run, or when it has nothing left
 /// to do.
-pub fn plan(
+pub(crate) fn plan(
     run: &Path,
     kind: ModelKind,
     overrides: &Overrides,
@@ -103,7 +103,7 @@ impl Plan {
 
 /// The epochs the run in `run` has finished, by its checkpoint; a folder without one
 /// continues only with `fresh_optimizer`, from `model.safetensors` and `metrics.csv`.
-pub fn finished_epochs(run: &Path, fresh_optimizer: bool) -> Result<u32> {
+pub(crate) fn finished_epochs(run: &Path, fresh_optimizer: bool) -> Result<u32> {
     if let Some(state) = checkpoint::read_state(run)? {
         return Ok(state.position.epoch - 1);
     }
