@@ -373,11 +373,25 @@ pub struct RecipeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stop: Option<u32>,
 
+    /// The share of each label spread evenly over the ten classes, from 0 (plain
+    /// labels) to below 1; the training loss only [default: 0; 0.1 with --recipe strong]
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    pub label_smoothing: Option<f64>,
+
     /// The training step's arithmetic: f32, or bf16 (CUDA only: autocast runs matrix
     /// products and convolutions in bfloat16; the weights, Adam and the loss stay
     /// float32) [default: f32]
     #[arg(long, value_enum, value_name = "f32|bf16")]
     pub precision: Option<Precision>,
+}
+
+/// Parses a share from 0 to below 1 (`--label-smoothing`).
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("{s} is not from 0 to below 1")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
 }
 
 /// Parses a number above 0 (`--lr`).
@@ -663,7 +677,7 @@ mod tests {
         assert!(err.contains("--filters 32,64"), "{err}");
         // settings no flag sets are named by the recipe
         let other = Recipe {
-            label_smoothing: 0.2,
+            augment: false,
             ..Recipe::strong()
         };
         assert_eq!(
@@ -677,11 +691,14 @@ mod tests {
             "3",
             "--mirror-average",
             "false",
+            "--label-smoothing",
+            "0.05",
         ]);
         assert_eq!(
             Recipe::strong().differences(&patient.recipe(ModelKind::Cnn).unwrap()),
             [
                 "--early-stop off, not --early-stop 3",
+                "--label-smoothing 0.1, not --label-smoothing 0.05",
                 "--mirror-average true, not --mirror-average false"
             ]
         );

@@ -138,7 +138,7 @@ impl RunDir {
                 found.join(", ")
             );
         }
-        RunDir::reopen(lock, path, config, &[])
+        RunDir::open(lock, path, config.clone(), &[])
     }
 
     /// Opens a run folder, whose `lock` this process holds, to continue it from the
@@ -156,11 +156,23 @@ impl RunDir {
                 let _ = fs::remove_file(path.join(name));
             }
         }
+        // the one read of config.json in a resumed run's training, under the lock
         let started = read_config(path).map(|old| old.started);
         let config = RunConfig {
             started: started.unwrap_or_else(|_| config.started.clone()),
             ..config.clone()
         };
+        RunDir::open(lock, path, config, history)
+    }
+
+    /// Writes `config` and `metrics.csv` with `history`'s rows into the folder `path`,
+    /// whose `lock` this process holds, and opens `metrics.csv` to append to it.
+    fn open(
+        lock: RunLock,
+        path: &Path,
+        config: RunConfig,
+        history: &[EpochMetrics],
+    ) -> Result<RunDir> {
         let validation = config.recipe.validation_images > 0;
         let mut csv = format!(
             "{METRICS_HEADER}{}\n",
