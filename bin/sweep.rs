@@ -30,9 +30,29 @@ struct Cli {
     #[arg(long, value_delimiter = ',', required = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Vec<u32>,
+    /// Seeds to repeat each size with, comma-separated; the table and chart give each
+    /// figure's mean and spread [default: --seed's, else 0]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,N,…",
+        conflicts_with = "seed"
+    )]
+    seeds: Vec<u64>,
     /// The sweep folder [default: runs/sweep-MODEL-YYYYmmdd-HHMMSS]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Train nothing: print the trainer's command for each run, one a line, for a
+    /// scheduler (`parallel -j 2 < plan.txt`, or a Slurm array's
+    /// `sed -n "${SLURM_ARRAY_TASK_ID}p" plan.txt`). The same sweep command without
+    /// --plan then gathers the runs: it skips the finished ones, continues the others
+    /// and draws the table and chart
+    #[arg(long)]
+    plan: bool,
+    /// With --plan: print the runs as one JSON array of records {size, seed, out, argv,
+    /// command}
+    #[arg(long, requires = "plan")]
+    json: bool,
     #[command(flatten)]
     train: cli::TrainArgs,
     #[command(flatten)]
@@ -79,13 +99,32 @@ fn main() -> ExitCode {
     cli::run(|| {
         let settings = Overrides::new(None, &args.train.recipe, &(), None);
         let recipe = settings.apply(&lesson).map_err(anyhow::Error::msg)?;
+        let seeds = match args.seeds.is_empty() {
+            true => vec![args.train.seed.unwrap_or(0)],
+            false => args.seeds.clone(),
+        };
         let options = SweepOptions {
             base: cli::options(&args.train, &args.data, &args.device, recipe),
             models: models.map_err(anyhow::Error::msg)?,
             epochs: args.epochs.clone(),
+            seeds,
             out,
             fresh_optimizer: args.train.fresh_optimizer,
         };
+        if args.plan {
+            // the trainers built beside this sweep, else those on the PATH
+            let here = std::env::current_exe().ok();
+            let dir = here.as_deref().and_then(|exe| exe.parent());
+            let dir = dir.filter(|d| d.join("train_dense").is_file());
+            let planned = sweep::plan(&options, dir)?;
+            if args.json {
+                return Ok(out!("{}", serde_json::to_string_pretty(&planned)?)?);
+            }
+            for run in planned {
+                out!("{}", run.command)?;
+            }
+            return Ok(());
+        }
         let rows = sweep::sweep(&options)?;
         out!("\n{}", sweep::table(&rows))?;
         out!("wrote {}", options.out.join("sweep.svg").display())?;

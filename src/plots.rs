@@ -166,10 +166,12 @@ pub fn compare(path: &Path, runs: &[Line]) -> Result<()> {
     })
 }
 
-/// One epoch count of a sweep: its accuracies at each size, in the order of the sizes.
+/// One epoch count of a sweep: its accuracies at each size, in the order of the sizes
+/// (the means over its seeds), and the lowest and highest test accuracy of the seeds.
 pub struct SweepLine {
     pub label: String,
     pub test: Vec<f64>,
+    pub test_range: Vec<(f64, f64)>,
     pub train: Vec<f64>,
 }
 
@@ -177,11 +179,17 @@ pub struct SweepLine {
 /// train accuracy dashed, so the overfitting gap between them shows.
 pub fn sweep(path: &Path, sizes: &[String], lines: &[SweepLine]) -> Result<()> {
     svg(path, (900, 520), |root| {
+        let ranges = lines.iter().flat_map(|l| &l.test_range);
         let accs = lines.iter().flat_map(|l| l.test.iter().chain(&l.train));
-        let y = padded_range(accs.copied(), 1.0);
+        let y = padded_range(accs.copied().chain(ranges.flat_map(|r| [r.0, r.1])), 1.0);
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "accuracy against size (test solid, train dashed)",
+                match lines.iter().flat_map(|l| &l.test_range).any(|r| r.1 > r.0) {
+                    true => {
+                        "accuracy against size (test solid, train dashed; bars: the seeds' range)"
+                    }
+                    false => "accuracy against size (test solid, train dashed)",
+                },
                 ("sans-serif", 20),
             )
             .margin(14)
@@ -204,31 +212,39 @@ pub fn sweep(path: &Path, sizes: &[String], lines: &[SweepLine]) -> Result<()> {
             })
             .draw()
             .map_err(plot_error)?;
-        let at = |values: &[f64]| -> Vec<(f64, f64)> {
-            values
-                .iter()
-                .enumerate()
-                .map(|(x, &v)| (x as f64, v))
-                .collect()
-        };
         for (i, line) in lines.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let test = Line {
-                label: line.label.clone(),
-                points: at(&line.test),
-            };
-            series(&mut chart, &test, color)?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    finite(&at(&line.train)),
-                    6,
-                    4,
-                    color.stroke_width(1),
-                ))
-                .map_err(plot_error)?;
+            sweep_line(&mut chart, line, Palette99::pick(i).to_rgba())?;
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
+}
+
+/// One epoch count on the sweep chart: test accuracy solid with the seeds' range as bars,
+/// train accuracy dashed; a point per size.
+fn sweep_line(chart: &mut Chart, line: &SweepLine, color: RGBAColor) -> Result<()> {
+    let at = |values: &[f64]| -> Vec<(f64, f64)> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(x, &v)| (x as f64, v))
+            .collect()
+    };
+    let test = Line {
+        label: line.label.clone(),
+        points: at(&line.test),
+    };
+    series(chart, &test, color)?;
+    let bars = (line.test_range.iter().enumerate())
+        .filter(|(_, (lo, hi))| hi > lo && lo.is_finite() && hi.is_finite())
+        .map(|(x, &(lo, hi))| {
+            PathElement::new([(x as f64, lo), (x as f64, hi)], color.stroke_width(1))
+        });
+    chart.draw_series(bars).map_err(plot_error)?;
+    let train = finite(&at(&line.train));
+    chart
+        .draw_series(DashedLineSeries::new(train, 6, 4, color.stroke_width(1)))
+        .map_err(plot_error)?;
+    Ok(())
 }
 
 /// One labelled image of [`predictions`].

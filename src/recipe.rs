@@ -302,6 +302,31 @@ impl Recipe {
     }
 }
 
+impl Recipe {
+    /// The flags that make `base` into this recipe (`--epochs` aside, which a run's
+    /// length sets): `["--hidden", "64", "--lr", "0.002"]`. Errs, naming it, where they
+    /// differ in a setting no flag sets.
+    pub fn flags_over(&self, base: &Recipe) -> Result<Vec<String>, String> {
+        let theirs = settings(base);
+        let mut flags = Vec::new();
+        for (field, value) in settings(self) {
+            let same = theirs.iter().any(|(f, v)| *f == field && *v == value);
+            if field == "epochs" || same {
+                continue;
+            }
+            let name = field.rsplit('.').next().unwrap_or(&field);
+            let flag = flag_of(name).ok_or_else(|| {
+                format!(
+                    "the recipe's {field} differs from the {} recipe's, and no flag sets it",
+                    base.name
+                )
+            })?;
+            flags.extend([format!("--{flag}"), flag_value(&value)]);
+        }
+        Ok(flags)
+    }
+}
+
 /// A recipe's settings, each by its path (`model.hidden`), sorted; a list is one
 /// setting.
 fn settings(recipe: &Recipe) -> Vec<(String, Value)> {

@@ -1,44 +1,95 @@
-//! `sweep`: the lesson's experiments with layer sizes and epoch counts as one command.
-//! Each size trains one run (in its own folder under the sweep folder) for the largest
-//! epoch count, and the smaller counts are read from its metrics on the way. A rerun of
-//! the same command skips the runs already finished and continues the others exactly;
-//! a rerun with other settings is refused, so one table never mixes them.
+//! `sweep`: the lesson's experiments with layer sizes, epoch counts and seeds as one
+//! command. Each size and seed trains one run (in its own folder under the sweep folder)
+//! for the largest epoch count, and the smaller counts are read from its metrics on the
+//! way; the table and chart give each figure's mean over the seeds, and its spread.
+//!
+//! The runs are independent, so a scheduler can run them: `--plan` prints the trainer's
+//! command for each, one a line, for GNU parallel or a Slurm array, and trains nothing.
+//! A run of the same `sweep` command afterwards gathers them wherever they stand: it
+//! skips the finished runs, continues the others exactly, and refuses a folder trained
+//! with other settings, so one table never mixes them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 
 use crate::files::{is_temporary_of, write_atomically};
-use crate::models::{comma_list, ModelSpec};
+use crate::models::{comma_list, ModelKind, ModelSpec};
 use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
 use crate::run_dir::{self, checkpoint, lock, resume, RunLock};
 use crate::train::{self, Interrupted, Resume, TrainOptions};
 
-/// One size at one epoch count.
+/// One size at one epoch count, over the sweep's seeds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepRow {
     /// The size, as the flags give it: `64` (hidden units) or `32,64` (filters).
     pub size: String,
     pub parameters: i64,
     pub epochs: u32,
-    pub train_accuracy: f64,
-    pub test_accuracy: f64,
-    /// Training time up to this epoch.
+    pub train_accuracy: Spread,
+    pub test_accuracy: Spread,
+    /// Training time up to this epoch, the mean over the seeds.
     pub seconds: f64,
 }
 
-/// What a sweep trains: `models` for up to the largest of `epochs`, in folders under
-/// `out`; everything else as in `base`.
+/// A figure over the seeds: its mean, standard deviation (0 for one seed), lowest and
+/// highest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub seeds: usize,
+    pub mean: f64,
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        Spread {
+            seeds: values.len(),
+            mean,
+            sd: var.sqrt(),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    /// `0.8754`, or `0.8754 ± 0.0021` (the standard deviation) over several seeds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.seeds {
+            0 | 1 => write!(f, "{:.4}", self.mean),
+            _ => write!(f, "{:.4} ± {:.4}", self.mean, self.sd),
+        }
+    }
+}
+
+/// What a sweep trains: `models` with each of `seeds` for up to the largest of `epochs`,
+/// in folders under `out`; everything else as in `base`.
 pub struct SweepOptions {
     pub base: TrainOptions,
     pub models: Vec<ModelSpec>,
     pub epochs: Vec<u32>,
+    pub seeds: Vec<u64>,
     pub out: PathBuf,
     /// Continue runs that have no checkpoint (made before checkpoints existed) from their
     /// weights, with Adam started afresh.
     pub fresh_optimizer: bool,
+}
+
+/// One run of a sweep: a size with a seed, and its folder.
+#[derive(Clone, Debug)]
+pub struct SweepRun {
+    pub model: ModelSpec,
+    pub seed: u64,
+    pub dir: PathBuf,
 }
 
 impl SweepOptions {
@@ -49,6 +100,29 @@ impl SweepOptions {
             epochs: self.epochs.iter().copied().max().unwrap_or(1),
             ..self.base.recipe.clone()
         }
+    }
+
+    /// The runs, size by size and seed by seed. A run's folder is named by its size
+    /// (`dense-64`, `cnn-32-64`), and by its seed too (`dense-64-seed1`) unless the sweep
+    /// has seed 0 alone.
+    pub fn runs(&self) -> Vec<SweepRun> {
+        let by_seed = self.seeds != [0];
+        let mut runs = Vec::new();
+        for model in &self.models {
+            let label = size_label(model).replace([',', ' '], "-");
+            for &seed in &self.seeds {
+                let name = match by_seed {
+                    true => format!("{}-{label}-seed{seed}", model.name()),
+                    false => format!("{}-{label}", model.name()),
+                };
+                runs.push(SweepRun {
+                    model: model.clone(),
+                    seed,
+                    dir: self.out.join(name),
+                });
+            }
+        }
+        runs
     }
 }
 
@@ -68,35 +142,114 @@ pub(crate) fn size_label(model: &ModelSpec) -> String {
     }
 }
 
-fn run_folder(out: &Path, model: &ModelSpec) -> PathBuf {
-    let label = size_label(model).replace([',', ' '], "-");
-    out.join(format!("{}-{label}", model.name()))
+/// Runs the sweep (the runs not yet finished, one after another), writes `sweep.md`
+/// (the table) and `sweep.svg` into `out`, and returns the rows.
+pub fn sweep(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
+    check(opts)?;
+    fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating the sweep folder {}", opts.out.display()))?;
+    refuse_other_settings(opts)?;
+    for run in opts.runs() {
+        train_to_the_end(opts, &run)?;
+    }
+    let rows = rows(opts)?;
+    write_atomically(&opts.out.join("sweep.md"), table(&rows).as_bytes())?;
+    chart(&opts.out.join("sweep.svg"), &rows)?;
+    Ok(rows)
 }
 
-/// Runs the sweep, writes `sweep.md` (the table) and `sweep.svg` into `out`, and returns
-/// the rows.
-pub fn sweep(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
+/// Errs on what a sweep cannot do.
+fn check(opts: &SweepOptions) -> Result<()> {
     if let Some(n) = opts.base.recipe.early_stop {
         bail!(
             "--early-stop {n}: a sweep reads every run at each of its epoch counts, so its \
              runs must not stop early"
         );
     }
-    fs::create_dir_all(&opts.out)
-        .with_context(|| format!("creating the sweep folder {}", opts.out.display()))?;
-    refuse_other_settings(opts)?;
-    let mut rows = Vec::new();
-    for model in &opts.models {
-        let dir = run_folder(&opts.out, model);
-        train_to_the_end(opts, model, &dir)?;
-        rows.extend(rows_of(opts, model, &dir)?);
+    if opts.seeds.is_empty() {
+        bail!("--seeds: give at least one seed");
     }
-    write_atomically(&opts.out.join("sweep.md"), table(&rows).as_bytes())?;
-    chart(&opts.out.join("sweep.svg"), &rows)?;
-    Ok(rows)
+    Ok(())
 }
 
-/// Draws `sweep.svg`: a line per epoch count across the sizes.
+/// A run of a sweep as a trainer's command, for a scheduler to run.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct PlannedRun {
+    /// The size, as the sweep's flags give it.
+    pub size: String,
+    pub seed: u64,
+    /// The run folder (a name that is not UTF-8 with its odd bytes replaced).
+    pub out: String,
+    /// The command's words: the trainer, then its flags.
+    pub argv: Vec<String>,
+    /// The same as one line for a shell, each word quoted where it needs it.
+    pub command: String,
+}
+
+/// The sweep's runs as commands of `trainer_dir`'s `train_dense` or `train_cnn` (where
+/// the trainers are; `None`: on the PATH). Each trains its run into its folder under
+/// the sweep folder with exactly the settings the sweep would give it, so the same sweep
+/// command gathers them afterwards.
+pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<PlannedRun>> {
+    check(opts)?;
+    let base = &opts.base;
+    let mut planned = Vec::new();
+    for run in opts.runs() {
+        let recipe = opts.recipe(&run.model);
+        let trainer = match run.model.kind() {
+            ModelKind::Dense => "train_dense",
+            ModelKind::Cnn => "train_cnn",
+        };
+        let trainer = match trainer_dir {
+            Some(dir) => dir.join(trainer).to_string_lossy().into_owned(),
+            None => trainer.to_string(),
+        };
+        let lesson = Recipe::lesson(run.model.kind());
+        let flags = recipe.flags_over(&lesson).map_err(anyhow::Error::msg)?;
+        let mut argv = vec![trainer];
+        argv.extend(flags);
+        argv.extend(["--epochs".into(), recipe.epochs.to_string()]);
+        argv.extend(["--seed".into(), run.seed.to_string()]);
+        argv.extend(["--out".into(), run.dir.to_string_lossy().into_owned()]);
+        if let Some(data) = &base.data_dir {
+            argv.extend(["--data-dir".into(), data.to_string_lossy().into_owned()]);
+        }
+        argv.extend(["--device".into(), base.device.to_string()]);
+        if let Some(threads) = base.threads {
+            argv.extend(["--threads".into(), threads.to_string()]);
+        }
+        let minutes = base.checkpoint_every.as_secs_f64() / 60.0;
+        if minutes != 5.0 {
+            argv.extend(["--checkpoint-every".into(), minutes.to_string()]);
+        }
+        argv.push("--quiet".into());
+        planned.push(PlannedRun {
+            size: size_label(&run.model),
+            seed: run.seed,
+            out: run.dir.to_string_lossy().into_owned(),
+            command: argv
+                .iter()
+                .map(|w| shell_word(w))
+                .collect::<Vec<_>>()
+                .join(" "),
+            argv,
+        });
+    }
+    Ok(planned)
+}
+
+/// `word` as a POSIX shell reads it back: as it is where that is safe, else in single
+/// quotes.
+fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./,:=+@%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        return word.to_string();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// Draws `sweep.svg`: a line per epoch count across the sizes, with the spread over the
+/// seeds.
 fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
     let mut sizes: Vec<String> = Vec::new();
     let mut epochs: Vec<u32> = Vec::new();
@@ -111,13 +264,15 @@ fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
     let lines: Vec<SweepLine> = epochs
         .iter()
         .map(|&e| {
-            let at = |get: fn(&SweepRow) -> f64| -> Vec<f64> {
-                rows.iter().filter(|r| r.epochs == e).map(get).collect()
-            };
+            let at = rows.iter().filter(|r| r.epochs == e);
             SweepLine {
                 label: format!("{e} epoch{}", if e == 1 { "" } else { "s" }),
-                test: at(|r| r.test_accuracy),
-                train: at(|r| r.train_accuracy),
+                test: at.clone().map(|r| r.test_accuracy.mean).collect(),
+                test_range: at
+                    .clone()
+                    .map(|r| (r.test_accuracy.min, r.test_accuracy.max))
+                    .collect(),
+                train: at.map(|r| r.train_accuracy.mean).collect(),
             }
         })
         .collect();
@@ -128,12 +283,16 @@ fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
 /// with other settings than this sweep's (more epochs aside).
 fn refuse_other_settings(opts: &SweepOptions) -> Result<()> {
     let mut found = Vec::new();
-    for model in &opts.models {
-        let dir = run_folder(&opts.out, model);
-        if dir.join("config.json").exists() {
-            let differences = resume::differences(&dir, &opts.recipe(model), opts.base.seed)?;
+    for run in opts.runs() {
+        if run.dir.join("config.json").exists() {
+            let recipe = opts.recipe(&run.model);
+            let differences = resume::differences(&run.dir, &recipe, run.seed)?;
             if !differences.is_empty() {
-                found.push(format!("{} has {}", dir.display(), differences.join("; ")));
+                found.push(format!(
+                    "{} has {}",
+                    run.dir.display(),
+                    differences.join("; ")
+                ));
             }
         }
     }
@@ -148,10 +307,10 @@ fn refuse_other_settings(opts: &SweepOptions) -> Result<()> {
     Ok(())
 }
 
-/// Trains the run for `model` in `dir` to the sweep's last epoch count: from the start,
-/// from where it stopped, or not at all when it is there.
-fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Result<()> {
-    let recipe = opts.recipe(model);
+/// Trains `run` to the sweep's last epoch count: from the start, from where it stopped,
+/// or not at all when it is there.
+fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
+    let (recipe, dir) = (opts.recipe(&run.model), run.dir.as_path());
     let started = dir.join("config.json").exists()
         && (dir.join(checkpoint::FILE).exists() || dir.join(run_dir::WEIGHTS).exists());
     if dir.exists() && !started {
@@ -176,6 +335,7 @@ fn train_to_the_end(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Resul
     };
     let trained = train::train(&TrainOptions {
         recipe,
+        seed: run.seed,
         out: Some(dir.to_path_buf()),
         resume,
         ..opts.base.clone()
@@ -233,48 +393,81 @@ fn clear_unstarted(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The sweep's rows for the run of `model` in `dir`.
-fn rows_of(opts: &SweepOptions, model: &ModelSpec, dir: &Path) -> Result<Vec<SweepRow>> {
-    let config = run_dir::read_config(dir)?;
-    let metrics = run_dir::read_metrics(dir)?;
-    opts.epochs
-        .iter()
-        .map(|&epochs| {
-            let m = metrics.get(epochs as usize - 1).with_context(|| {
-                format!(
-                    "{} has no row for epoch {epochs} in metrics.csv",
-                    dir.display()
-                )
-            })?;
-            Ok(SweepRow {
+/// The sweep's rows: each size at each epoch count, over the seeds.
+fn rows(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
+    let runs = opts.runs();
+    let mut rows = Vec::new();
+    for model in &opts.models {
+        let mut parameters = 0;
+        let mut metrics = Vec::new();
+        for run in runs.iter().filter(|r| r.model == *model) {
+            parameters = run_dir::read_config(&run.dir)?.trainable_parameters;
+            metrics.push((run, run_dir::read_metrics(&run.dir)?));
+        }
+        for &epochs in &opts.epochs {
+            let at = metrics
+                .iter()
+                .map(|(run, rows)| {
+                    let m = rows.get(epochs as usize - 1).with_context(|| {
+                        format!(
+                            "{} has no row for epoch {epochs} in metrics.csv",
+                            run.dir.display()
+                        )
+                    })?;
+                    let seconds: f64 = rows[..epochs as usize].iter().map(|m| m.seconds).sum();
+                    Ok((m.train_accuracy, m.test_accuracy, seconds))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let column = |get: fn(&(f64, f64, f64)) -> f64| at.iter().map(get).collect::<Vec<_>>();
+            rows.push(SweepRow {
                 size: size_label(model),
-                parameters: config.trainable_parameters,
+                parameters,
                 epochs,
-                train_accuracy: m.train_accuracy,
-                test_accuracy: m.test_accuracy,
-                seconds: metrics[..epochs as usize].iter().map(|m| m.seconds).sum(),
-            })
-        })
-        .collect()
+                train_accuracy: Spread::of(&column(|r| r.0)),
+                test_accuracy: Spread::of(&column(|r| r.1)),
+                seconds: Spread::of(&column(|r| r.2)).mean,
+            });
+        }
+    }
+    Ok(rows)
 }
 
-/// The markdown table of a sweep: a row per size and epoch count.
+/// The markdown table of a sweep: a row per size and epoch count, each figure the mean
+/// over the seeds, ± its standard deviation where there are several.
 pub fn table(rows: &[SweepRow]) -> String {
     let mut out = String::from(
-        "| size | parameters | epochs | train accuracy | test accuracy | gap | time |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+        "| size | parameters | epochs | seeds | train accuracy | test accuracy | gap | time |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {:.4} | {:.4} | {:+.4} | {:.0} s |\n",
+            "| {} | {} | {} | {} | {} | {} | {:+.4} | {:.0} s |\n",
             r.size,
             r.parameters,
             r.epochs,
+            r.test_accuracy.seeds,
             r.train_accuracy,
             r.test_accuracy,
-            r.train_accuracy - r.test_accuracy,
+            r.train_accuracy.mean - r.test_accuracy.mean,
             r.seconds
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_reads_as_mean_and_deviation_and_words_are_quoted_for_a_shell() {
+        let one = Spread::of(&[0.8754]);
+        assert_eq!(one.to_string(), "0.8754");
+        let three = Spread::of(&[0.87, 0.88, 0.89]);
+        assert_eq!(three.to_string(), "0.8800 ± 0.0100");
+        assert_eq!((three.min, three.max), (0.87, 0.89));
+        assert_eq!(shell_word("runs/sweep/dense-64"), "runs/sweep/dense-64");
+        assert_eq!(shell_word("my runs/it's"), r"'my runs/it'\''s'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

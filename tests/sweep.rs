@@ -147,6 +147,149 @@ fn ctrl_c_in_the_second_run_stops_the_sweep_and_a_rerun_finishes_it() {
     );
 }
 
+/// GNU parallel, installed by scripts/test_tools.sh where it is missing; `None` (a
+/// failure under CI) where it cannot be.
+fn gnu_parallel() -> Option<()> {
+    let there = || {
+        std::process::Command::new("parallel")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !there() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test_tools.sh");
+        let _ = std::process::Command::new(script).status();
+    }
+    if there() {
+        return Some(());
+    }
+    common::skip("GNU parallel is not installed and scripts/test_tools.sh could not install it");
+    None
+}
+
+#[test]
+#[expect(clippy::too_many_lines, reason = "one story, start to end")]
+fn a_planned_sweep_run_by_gnu_parallel_gathers_into_the_one_process_table() {
+    if gnu_parallel().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_synthetic(&data);
+    let sweep = |name: &str, extra: &[&str]| -> Vec<String> {
+        let out = tmp.path().join(name);
+        let mut args: Vec<String> = [
+            "--model",
+            "dense",
+            "--hidden",
+            "8,16",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "1,100",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let without_time = |stdout: &str| -> Vec<String> {
+        table_rows(stdout)
+            .iter()
+            .map(|row| row.rsplitn(3, '|').last().unwrap().to_string())
+            .collect()
+    };
+    let whole = run_bin(SWEEP, &as_strs(&sweep("whole", &[])));
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    let expected = without_time(&String::from_utf8_lossy(&whole.stdout));
+    assert_eq!(expected.len(), 4);
+    assert!(
+        expected[0].starts_with("| 8 | 6370 | 1 | 2 | "),
+        "{expected:?}"
+    );
+    assert!(expected[0].contains(" ± "), "mean and spread: {expected:?}");
+
+    // planned, then run by GNU parallel two at a time
+    let plan = run_bin(SWEEP, &as_strs(&sweep("planned", &["--plan"])));
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let lines = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert_eq!(lines.lines().count(), 4, "{lines}");
+    assert!(
+        !tmp.path().join("planned").exists(),
+        "--plan trains nothing"
+    );
+    let plan_file = tmp.path().join("plan.txt");
+    std::fs::write(&plan_file, &lines).unwrap();
+    let status = std::process::Command::new("parallel")
+        .args(["--will-cite", "-j", "2"])
+        .stdin(std::fs::File::open(&plan_file).unwrap())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "parallel failed");
+    let gathered = run_bin(SWEEP, &as_strs(&sweep("planned", &[])));
+    assert!(gathered.status.success(), "{}", stderr(&gathered));
+    let stdout = String::from_utf8_lossy(&gathered.stdout);
+    assert_eq!(
+        stdout
+            .matches("already trained 100 epochs, skipped")
+            .count(),
+        4
+    );
+    assert_eq!(without_time(&stdout), expected);
+
+    // one job killed with -9 is continued by the gathering sweep, to the same numbers
+    let planned = tmp.path().join("planned");
+    let killed = planned.join("dense-16-seed1");
+    std::fs::remove_dir_all(&killed).unwrap();
+    let line = lines
+        .lines()
+        .find(|l| l.contains("dense-16-seed1"))
+        .unwrap();
+    let words: Vec<&str> = line.split(' ').collect();
+    let mut job = Running::spawn(words[0], &words[1..]);
+    assert!(job.wait_for("epoch  2/100", 1), "the job trained no epoch");
+    job.signal("-KILL");
+    assert_eq!(job.finish().0, None, "killed by the signal");
+    let gathered = run_bin(SWEEP, &as_strs(&sweep("planned", &[])));
+    assert!(gathered.status.success(), "{}", stderr(&gathered));
+    let stdout = String::from_utf8_lossy(&gathered.stdout);
+    assert!(
+        stdout.contains("training dense") && stdout.contains(" to 100, "),
+        "{stdout}"
+    );
+    assert_eq!(without_time(&stdout), expected);
+
+    // a folder trained with other settings is refused, by name
+    let other = planned.join("dense-8-seed0");
+    std::fs::remove_dir_all(&other).unwrap();
+    let args = [
+        "--hidden", "8", "--lr", "0.01", "--epochs", "1", "--seed", "0", "--quiet",
+    ];
+    let mut argv: Vec<&str> = args.to_vec();
+    argv.extend([
+        "--out",
+        other.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let made = run_bin(env!("CARGO_BIN_EXE_train_dense"), &argv);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let refused = run_bin(SWEEP, &as_strs(&sweep("planned", &[])));
+    assert_eq!(refused.status.code(), Some(1));
+    let err = stderr(&refused);
+    assert!(
+        err.contains(other.to_str().unwrap()) && err.contains("--lr 0.01, not --lr 0.001"),
+        "{err}"
+    );
+}
+
 fn as_strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
