@@ -45,6 +45,11 @@ pub struct TrainArgs {
     /// No progress bars: one line per epoch only (also the case when stdout is not a terminal)
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Write no TensorBoard event files (events.out.tfevents.*) into the run folder; by
+    /// default `tensorboard --logdir runs` shows every run as it trains
+    #[arg(long)]
+    pub no_tensorboard: bool,
 }
 
 impl TrainArgs {
@@ -201,6 +206,7 @@ pub fn options(
         quiet: train.quiet,
         checkpoint_every: train.checkpoint_every(),
         after_epoch: run_dir::draw_curves,
+        tensorboard: !train.no_tensorboard,
         patience_from: None,
     }
 }

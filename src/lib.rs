@@ -11,8 +11,9 @@
 //! run_dir      a run folder: config.json, metrics.csv, weights, checkpoint, resume rules
 //! recipe  optim  models  score           how to train, Adam, the networks, scoring
 //! data  device  stop  progress           the dataset, --device, Ctrl-C, progress bars
-//! plots  files  shim                     pictures from plain numbers, files written
-//!                                        atomically, libtorch calls tch has no binding for
+//! plots  files  shim  tensorboard        pictures from plain numbers, files written
+//!                                        atomically, libtorch calls tch has no binding
+//!                                        for, TensorBoard's event files
 //! ```
 
 pub mod cli;
@@ -33,4 +34,5 @@ pub mod score;
 pub(crate) mod shim;
 pub(crate) mod stop;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;

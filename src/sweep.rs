@@ -20,6 +20,7 @@ use crate::models::{comma_list, ModelKind, ModelSpec};
 use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
 use crate::run_dir::{self, checkpoint, lock, resume, RunLock};
+use crate::tensorboard;
 use crate::train::{self, Interrupted, Resume, TrainOptions};
 
 /// One size at one epoch count, over the sweep's seeds.
@@ -222,6 +223,9 @@ pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<Plann
         if minutes != 5.0 {
             argv.extend(["--checkpoint-every".into(), minutes.to_string()]);
         }
+        if !base.tensorboard {
+            argv.push("--no-tensorboard".into());
+        }
         argv.push("--quiet".into());
         planned.push(PlannedRun {
             size: size_label(&run.model),
@@ -366,6 +370,7 @@ fn clear_unstarted(dir: &Path) -> Result<()> {
     let strays: Vec<&String> = found
         .iter()
         .filter(|name| !ours.iter().any(|o| *name == o || is_temporary_of(name, o)))
+        .filter(|name| !name.starts_with(tensorboard::PREFIX))
         .collect();
     let rows = match dir.join("metrics.csv").exists() {
         true => run_dir::read_metrics(dir)?.len(),

@@ -26,6 +26,7 @@ use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir, RunLock};
 use crate::score;
 use crate::shim;
 use crate::stop;
+use crate::tensorboard::EventWriter;
 
 /// Everything a training run needs; the binaries fill it from their flags.
 #[derive(Clone, Debug)]
@@ -50,6 +51,8 @@ pub struct TrainOptions {
     /// Called with the run folder and the finished epochs after each epoch (to redraw
     /// pictures); the loop itself draws nothing.
     pub after_epoch: fn(&Path, &[EpochMetrics]) -> Result<()>,
+    /// Write TensorBoard event files into the run folder as it trains.
+    pub tensorboard: bool,
     /// On resume: `--early-stop`'s patience counts from this many finished epochs (a run
     /// that stopped early, told to go on for more).
     pub patience_from: Option<u32>,
@@ -260,7 +263,13 @@ struct Run<'a> {
     state: State,
     dir: RunDir,
     steps_per_epoch: usize,
+    /// TensorBoard's event file of this session, unless turned off.
+    events: Option<EventWriter>,
 }
+
+/// Steps between the training loss and accuracy written for TensorBoard (and one at each
+/// epoch's end): about 75 points per epoch of the lesson, enough to show its shape.
+const LOG_EVERY: usize = 25;
 
 impl<'a> Run<'a> {
     /// Builds the network and optimiser, and creates the run folder or, on resume, takes
@@ -302,15 +311,28 @@ impl<'a> Run<'a> {
         };
         state.patience_from = state.patience_from.max(opts.patience_from.unwrap_or(0));
         let steps_per_epoch = (splits.train.len() as usize).div_ceil(opts.recipe.batch_size);
-        let run = Run {
+        let mut run = Run {
             opts,
             learner,
             state,
             dir,
             steps_per_epoch,
+            events: None,
         };
         // a first checkpoint before any training: a folder that cannot take one fails now
         run.save_checkpoint()?;
+        if opts.tensorboard {
+            let p = &run.state.position;
+            let done = (steps_per_epoch * (p.epoch as usize - 1) + p.step) as i64;
+            let resumed_at = opts.resume.map(|_| done);
+            let mut events = EventWriter::create(&run.dir.path, resumed_at)?;
+            if resumed_at.is_none() {
+                let settings = serde_json::to_string_pretty(run.dir.config())?;
+                events.text(0, "settings", &format!("```json\n{settings}\n```"))?;
+            }
+            events.flush()?;
+            run.events = Some(events);
+        }
         Ok(run)
     }
 
@@ -343,7 +365,12 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    fn save_checkpoint(&self) -> Result<()> {
+    fn save_checkpoint(&mut self) -> Result<()> {
+        // TensorBoard's points up to the checkpoint first, so that a resume from it
+        // leaves no gap
+        if let Some(events) = &mut self.events {
+            events.flush()?;
+        }
         let Learner { vs, adam, .. } = &self.learner;
         checkpoint::save(&self.dir.path, vs, adam, &self.state)
     }
@@ -422,6 +449,18 @@ impl<'a> Run<'a> {
         let xs = train.images_at(idx); // [b, 1, 28, 28]
         let ys = train.labels.index_select(0, idx); // [b]
         let (loss, logits) = self.learner.step(recipe, &xs, &ys, at)?;
+        sums.add(&loss, &logits, &ys);
+        if let Some(events) = &mut self.events {
+            let done = run_step as i64 + 1;
+            events.scalar(done, "train/learning_rate", at.learning_rate)?;
+            if (step + 1).is_multiple_of(LOG_EVERY) || step + 1 == self.steps_per_epoch {
+                // the epoch so far, as the progress bar shows it
+                let (loss, accuracy) = sums.means();
+                events.scalar(done, "train/loss", loss)?;
+                events.scalar(done, "train/accuracy", accuracy)?;
+                events.flush()?;
+            }
+        }
         if run_step == 0 && recipe.precision != Precision::F32 {
             // what autocast really ran, rather than what was asked
             crate::out!(
@@ -430,7 +469,6 @@ impl<'a> Run<'a> {
                 logits.kind()
             )?;
         }
-        sums.add(&loss, &logits, &ys);
         Ok(())
     }
 
@@ -463,6 +501,23 @@ impl<'a> Run<'a> {
             m.test_accuracy,
             m.seconds,
         )?;
+        if let Some(events) = &mut self.events {
+            let done = (self.steps_per_epoch * m.epoch as usize) as i64;
+            let figures = [
+                ("epoch/train_loss", Some(m.train_loss)),
+                ("epoch/train_accuracy", Some(m.train_accuracy)),
+                ("epoch/test_loss", Some(m.test_loss)),
+                ("epoch/test_accuracy", Some(m.test_accuracy)),
+                ("epoch/validation_accuracy", m.validation_accuracy),
+                ("epoch/seconds", Some(m.seconds)),
+            ];
+            for (tag, value) in figures {
+                if let Some(v) = value {
+                    events.scalar(done, tag, v)?;
+                }
+            }
+            events.flush()?;
+        }
         self.state.history.push(m.clone());
         self.state.position = Position::start_of(m.epoch + 1);
         // The files of the finished epoch first, the checkpoint that records it as done

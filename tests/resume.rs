@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{metrics_without_seconds, random_fraction, run_bin, stderr, Running};
 use fashion_tch::run_dir::checkpoint;
+use fashion_tch::tensorboard;
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
 const CNN: &str = env!("CARGO_BIN_EXE_train_cnn");
@@ -95,6 +96,23 @@ fn resume(case: &Case, data: &Path, out: &Path) -> String {
 }
 
 fn assert_same_run(case: &Case, whole: &Path, resumed: &Path) {
+    // TensorBoard's curves go on without a seam: the same points, none twice
+    let curves = |run: &Path| -> Vec<tensorboard::Scalar> {
+        let mut scalars = tensorboard::read(run).unwrap();
+        scalars.retain(|s| s.tag != "epoch/seconds");
+        scalars
+    };
+    assert_eq!(
+        curves(whole),
+        curves(resumed),
+        "{}: TensorBoard's curves differ",
+        case.name
+    );
+    assert!(
+        tensorboard::event_files(resumed).unwrap().len() >= 2,
+        "{}",
+        case.name
+    );
     assert_eq!(
         metrics_without_seconds(whole),
         metrics_without_seconds(resumed),
