@@ -7,7 +7,8 @@ use fashion_tch::{cli, evaluate, out};
 
 /// Evaluate a run made by train_dense or train_cnn: test loss and accuracy, per-class
 /// precision/recall/accuracy, the confusion matrix and the classes most often confused.
-/// Writes predictions.svg, confusion.svg and (for a CNN) filters.svg into the run folder;
+/// Writes predictions.svg, confusion.svg, (for a CNN) filters.svg and report.html, the
+/// whole run on one page, into the run folder;
 /// it can run while the run is still training, and writes none of the trainer's files.
 #[derive(Parser)]
 #[command(version)]
@@ -40,8 +41,11 @@ fn main() -> ExitCode {
         let pictures = found
             .draw(run)
             .context("the scores above stand; the pictures could not be drawn")?;
+        let page = found
+            .write_report(run, &pictures)
+            .context("the scores above stand; the report page could not be written")?;
         if !args.json {
-            for p in pictures {
+            for p in pictures.iter().chain([&page]) {
                 out!("wrote {}", p.display())?;
             }
         }

@@ -236,10 +236,15 @@ pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &Overrides)
             last.test_accuracy
         )?;
         crate::out!(
-            "next:\n  cargo run --release --bin evaluate -- {dir}    # scores and pictures\n  \
+            "next:\n  cargo run --release --bin evaluate -- {dir}    # scores, pictures, {dir}/report.html\n  \
              cargo run --release --bin predict -- {dir} IMAGE…\n  \
              cargo run --release --bin compare -- {dir} OTHER_RUN…\n  \
-             cargo run --release --bin export -- {dir}    # TorchScript for PyTorch"
+             cargo run --release --bin export -- {dir}    # TorchScript for PyTorch\n  \
+             tensorboard --logdir {}    # the curves, live (pip install tensorboard)",
+            (report.run_dir.parent())
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."))
+                .display()
         )?;
         Ok(())
     })

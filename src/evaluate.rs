@@ -1,7 +1,8 @@
 //! `evaluate RUN`: a saved run scored on the test set, then its pictures written into the
-//! run folder: `predictions.svg`, `confusion.svg` and, for a CNN, `filters.svg`. These are
-//! evaluate's own files: it writes none that a trainer writes (`curves.svg` is the
-//! trainer's, redrawn after every epoch), so it can run beside a training.
+//! run folder: `predictions.svg`, `confusion.svg` and, for a CNN, `filters.svg`, and
+//! `report.html`, the run on one page ([`crate::report`]). These are evaluate's own
+//! files: it writes none that a trainer writes (`curves.svg` is the trainer's, redrawn
+//! after every epoch), so it can run beside a training.
 
 use std::path::{Path, PathBuf};
 
@@ -11,12 +12,15 @@ use tch::{Kind, Tensor};
 use crate::data::{self, Split, CLASS_NAMES};
 use crate::models::ModelSpec;
 use crate::plots::{self, FilterView, Prediction};
-use crate::run_dir::{self, LoadedRun, Weights};
+use crate::report;
+use crate::run_dir::{self, LoadedRun, RunConfig, Weights};
 use crate::score::{self, Report};
 
 /// What `evaluate` found, and what its pictures show.
 pub struct Evaluation {
     pub report: Report,
+    /// The run's config.
+    pub config: RunConfig,
     /// The weights it scored, and the epoch they are from.
     pub weights: PathBuf,
     pub epoch: u32,
@@ -43,6 +47,7 @@ pub fn evaluate(
     };
     Ok(Evaluation {
         report,
+        config: loaded.config,
         predictions: test_predictions(&data.test, &predicted, 25),
         filters,
         epoch: loaded.epoch,
@@ -62,6 +67,29 @@ impl Evaluation {
             pictures.push(path);
         }
         Ok(pictures)
+    }
+
+    /// Writes `report.html` into the run folder `run`, with the `pictures` [`draw`] drew
+    /// and the trainer's curves; returns its path.
+    ///
+    /// [`draw`]: Evaluation::draw
+    pub fn write_report(&self, run: &Path, pictures: &[PathBuf]) -> Result<PathBuf> {
+        let heading = |p: &PathBuf| match p.file_name().and_then(|n| n.to_str()) {
+            Some("predictions.svg") => "The first test images",
+            Some("confusion.svg") => "Confusion matrix",
+            _ => "The first layer's filters",
+        };
+        let mut shown = vec![("Training curves", run.join("curves.svg"))];
+        shown.extend(pictures.iter().map(|p| (heading(p), p.clone())));
+        report::Page {
+            run,
+            config: &self.config,
+            report: &self.report,
+            weights: &self.weights,
+            epoch: self.epoch,
+            pictures: shown,
+        }
+        .write()
     }
 }
 

@@ -7,6 +7,7 @@
 //! bin/*        thin binaries: parse flags, call one function below, print the result
 //! cli          the flag groups every binary flattens in, and how a binary ends
 //! sweep  compare  evaluate  predict  export   what the binaries of those names do
+//! report       report.html: a run on one page (evaluate writes it)
 //! train        the training loop: stops anywhere and goes on exactly
 //! run_dir      a run folder: config.json, metrics.csv, weights, checkpoint, resume rules
 //! recipe  optim  models  score           how to train, Adam, the networks, scoring
@@ -29,6 +30,7 @@ pub mod plots;
 pub mod predict;
 pub mod progress;
 pub mod recipe;
+pub mod report;
 pub mod run_dir;
 pub mod score;
 pub(crate) mod shim;

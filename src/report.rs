@@ -1,0 +1,159 @@
+//! `report.html`: one run whole on one page, which `evaluate` writes into the run folder:
+//! the test figures and which weights were scored, the settings, the training curves,
+//! the per-class table, the confusion matrix, the predictions and (for a CNN) the
+//! filters. It is the pictures and tables the project already makes, put together in a
+//! single self-contained file: the SVGs are written into the page, so it opens offline
+//! in any browser, and it is well-formed XML, so a program can read it too.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::files::write_atomically;
+use crate::run_dir::RunConfig;
+use crate::score::Report;
+
+/// The report page's file name in a run folder.
+pub const FILE: &str = "report.html";
+
+/// What the page shows of one evaluation.
+pub struct Page<'a> {
+    pub run: &'a Path,
+    pub config: &'a RunConfig,
+    pub report: &'a Report,
+    /// The weights scored, and their epoch.
+    pub weights: &'a Path,
+    pub epoch: u32,
+    /// The pictures, in the order shown, with a heading each.
+    pub pictures: Vec<(&'static str, PathBuf)>,
+}
+
+impl Page<'_> {
+    /// Writes the page into the run folder; returns its path.
+    pub fn write(&self) -> Result<PathBuf> {
+        let path = self.run.join(FILE);
+        write_atomically(&path, self.html().as_bytes())?;
+        Ok(path)
+    }
+
+    fn html(&self) -> String {
+        let name = self.run.file_name().unwrap_or_default().to_string_lossy();
+        let r = self.report;
+        let file = self
+            .weights
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy();
+        let which = match file == crate::run_dir::BEST_WEIGHTS {
+            true => "the best epoch's on validation",
+            false => "the last epoch's",
+        };
+        let mut body = format!(
+            "<h1>{}</h1>\n<p class=\"figures\">test accuracy <b>{:.4}</b>, test loss {:.4}, \
+             scoring {which} weights: epoch {} (<code>{}</code>)</p>\n",
+            escape(&name),
+            r.accuracy,
+            r.loss,
+            self.epoch,
+            escape(&file),
+        );
+        body += &format!("<h2>Settings</h2>\n{}", settings_table(self.config));
+        body += "<h2>Per class</h2>\n";
+        body += &self.per_class_table();
+        for (heading, path) in &self.pictures {
+            let _ = write!(body, "<h2>{}</h2>\n{}", escape(heading), inline_svg(path));
+        }
+        format!(
+            "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n\
+             <head>\n<meta charset=\"utf-8\"/>\n<title>{} · fashion-tch</title>\n\
+             <style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+            escape(&name)
+        )
+    }
+
+    fn per_class_table(&self) -> String {
+        let mut t = String::from(
+            "<table class=\"classes\">\n<tr><th>class</th><th>precision</th><th>recall</th>\
+             <th>accuracy</th><th>images</th></tr>\n",
+        );
+        for c in &self.report.per_class {
+            let _ = writeln!(
+                t,
+                "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
+                escape(c.class),
+                c.precision,
+                c.recall,
+                c.accuracy,
+                c.support
+            );
+        }
+        t + "</table>\n"
+    }
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;\
+color:#222}table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;\
+padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}\
+.figures{font-size:1.2em}svg{max-width:100%;height:auto}";
+
+/// The config's settings, a row each (`recipe.model.hidden`: 128).
+fn settings_table(config: &RunConfig) -> String {
+    fn rows(prefix: &str, value: &Value, out: &mut String) {
+        match value {
+            Value::Object(fields) => {
+                for (name, value) in fields {
+                    rows(&format!("{prefix}{name}."), value, out);
+                }
+            }
+            value => {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    escape(prefix.trim_end_matches('.')),
+                    escape(&text)
+                );
+            }
+        }
+    }
+    let mut out = String::from("<table class=\"settings\">\n");
+    rows(
+        "",
+        &serde_json::to_value(config).unwrap_or_default(),
+        &mut out,
+    );
+    out + "</table>\n"
+}
+
+/// The SVG file at `path`, to write into the page (without its XML declaration); a
+/// note where there is none.
+fn inline_svg(path: &Path) -> String {
+    match fs::read_to_string(path) {
+        Ok(svg) => {
+            let svg = match svg.find("<svg") {
+                Some(start) => &svg[start..],
+                None => &svg,
+            };
+            format!("<figure>{svg}</figure>\n")
+        }
+        Err(e) => format!(
+            "<p>{} could not be read: {}</p>\n",
+            escape(&path.display().to_string()),
+            escape(&e.to_string())
+        ),
+    }
+}
+
+/// `text` with the characters HTML gives meaning to written as entities.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
