@@ -79,6 +79,10 @@ fn compile_shim(lib: &std::path::Path) {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        // one call into libtorch per step: its speed is libtorch's, and -O1 without debug
+        // info compiles the header-heavy file in a fraction of -O3's time
+        .opt_level(1)
+        .debug(false)
         .warnings(false)
         .compile("fashion_tch_shim");
 }

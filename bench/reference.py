@@ -2,7 +2,11 @@
 same hyperparameters as fashion-tch: the reference our speed is measured against.
 
 usage: python3 bench/reference.py --model cnn|dense [--epochs N] [--device cpu|cuda]
-                                  [--channels-last] [--threads N] [--data-dir DIR]
+                                  [--channels-last] [--fused] [--threads N] [--data-dir DIR]
+
+--fused gives Adam PyTorch's fused kernel (`torch.optim.Adam(..., fused=True)`, on the
+CPU since PyTorch 2.4), as fashion-tch's own Adam uses it; --channels-last lays the CNN
+out as PyTorch's CPU convolutions prefer.
 
 Prints one line per epoch: seconds (training and scoring the test set, as fashion-tch's
 epoch lines count them), training images/s and test accuracy.
@@ -71,6 +75,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--fused", action="store_true")
     p.add_argument("--threads", type=int)
     p.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     args = p.parse_args()
@@ -84,7 +89,7 @@ def main():
     net = model(args.model).to(device)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=args.fused or None)
     loss_fn = nn.CrossEntropyLoss()
     n = xs.shape[0]
     for epoch in range(1, args.epochs + 1):
