@@ -43,11 +43,11 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Train nothing: print the trainer's command for each run, one a line, for a
-    /// scheduler (`parallel -j 2 < plan.txt`, or a Slurm array's
+    /// scheduler (needs --out, the folder the runs and the gathering share) (`parallel -j 2 < plan.txt`, or a Slurm array's
     /// `sed -n "${SLURM_ARRAY_TASK_ID}p" plan.txt`). The same sweep command without
     /// --plan then gathers the runs: it skips the finished ones, continues the others
     /// and draws the table and chart
-    #[arg(long)]
+    #[arg(long, requires = "out")]
     plan: bool,
     /// With --plan: print the runs as one JSON array of records {size, seed, out, argv,
     /// command}

@@ -82,6 +82,7 @@ fn check_out(run: &Path, out: &Path, own: &Path, force: bool) -> Result<()> {
         run.display(),
         own.display()
     );
+    run_dir::refuse_trainer_file(out, "--out")?;
     ensure!(
         !out.is_dir(),
         "--out {} is a folder; give a file name, like {}",

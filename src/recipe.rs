@@ -38,8 +38,8 @@ pub struct Recipe {
     /// Passes over the training set.
     pub epochs: u32,
     /// Training images held out (the last ones) and scored every epoch, to choose settings
-    /// on. A run records the number it held out; a constructor's number is for the
-    /// 60,000 images of Fashion-MNIST, and smaller sets hold out at most a tenth.
+    /// on: exactly this many (a constructor's number is for the 60,000 images of
+    /// Fashion-MNIST; a smaller set may need `--validation N`).
     pub validation_images: u32,
     /// Stop when validation accuracy has not improved for this many epochs.
     #[serde(default)]
@@ -270,7 +270,7 @@ impl Recipe {
     }
 
     /// Where `self` and `other` differ, as flags: `--lr 0.001, not --lr 0.002` for each
-    /// (`self`'s value first), in the order of the recipe's fields. Settings no flag sets
+    /// (`self`'s value first), sorted by the settings' names. Settings no flag sets
     /// (batch norm, the optimiser, …) differ only with the recipe, and are named by
     /// `--recipe`. `--epochs` is left out: a run may always go on for longer.
     pub fn differences(&self, other: &Recipe) -> Vec<String> {
@@ -282,12 +282,17 @@ impl Recipe {
             if field == "epochs" || other == Some(value) {
                 continue;
             }
-            let other = other.map_or("none".to_string(), flag_value);
             let name = field.rsplit('.').next().unwrap_or(field);
+            // a setting that is off has no flag: "no --early-stop"
+            let said = |flag: &str, v: Option<&Value>| match v.filter(|v| !v.is_null()) {
+                Some(v) => format!("--{flag} {}", flag_value(v)),
+                None => format!("no --{flag}"),
+            };
             match flag_of(name) {
                 Some(flag) => out.push(format!(
-                    "--{flag} {}, not --{flag} {other}",
-                    flag_value(value)
+                    "{}, not {}",
+                    said(&flag, Some(value)),
+                    said(&flag, other)
                 )),
                 None => unflagged = true,
             }
@@ -315,6 +320,12 @@ impl Recipe {
                 continue;
             }
             let name = field.rsplit('.').next().unwrap_or(&field);
+            if value.is_null() {
+                return Err(format!(
+                    "the recipe has no {field}, which the {} recipe sets, and no flag unsets it",
+                    base.name
+                ));
+            }
             let flag = flag_of(name).ok_or_else(|| {
                 format!(
                     "the recipe's {field} differs from the {} recipe's, and no flag sets it",
@@ -340,12 +351,18 @@ fn settings(recipe: &Recipe) -> Vec<(String, Value)> {
             value => out.push((prefix.trim_end_matches('.').to_string(), value)),
         }
     }
+    let mut json = serde_json::to_value(recipe).unwrap_or_default();
+    // per-block convolutions as --convs takes them: one count, or one per block (the
+    // recipe keeps them shortened, the last count repeating)
+    let blocks = json["model"]["filters"].as_array().map_or(0, Vec::len);
+    if let Some(convs) = json["model"].get_mut("convs").and_then(Value::as_array_mut) {
+        while convs.len() < blocks {
+            let last = convs.last().cloned().unwrap_or_default();
+            convs.push(last);
+        }
+    }
     let mut out = Vec::new();
-    walk(
-        "",
-        serde_json::to_value(recipe).unwrap_or_default(),
-        &mut out,
-    );
+    walk("", json, &mut out);
     out
 }
 
@@ -362,12 +379,12 @@ fn flag_of(field: &str) -> Option<String> {
     arg.get_long().map(str::to_string)
 }
 
-/// A setting's value as a flag takes it: `32,64` for a list, `off` for nothing.
+/// A setting's value as a flag takes it: `32,64` for a list.
 fn flag_value(value: &Value) -> String {
     match value {
         Value::Array(items) => items.iter().map(flag_value).collect::<Vec<_>>().join(","),
         Value::String(s) => s.clone(),
-        Value::Null => "off".into(),
+        Value::Null => String::new(),
         other => other.to_string(),
     }
 }
@@ -483,7 +500,7 @@ impl Overrides {
     /// `base` with every flag's change (`--recipe` aside), checked.
     pub fn apply(&self, base: &Recipe) -> Result<Recipe, String> {
         let mut recipe = serde_json::to_value(base).map_err(|e| e.to_string())?;
-        merge(&mut recipe, &self.fields);
+        merge(&mut recipe, &self.fields)?;
         // --convs as given, before its counts are shortened: one, or one per block
         let given = self.fields.get("model").and_then(|m| m.get("convs"));
         if let (Some(Value::Array(convs)), Some(Value::Array(filters))) =
@@ -522,16 +539,25 @@ fn given(flags: &impl Serialize) -> Map<String, Value> {
 }
 
 /// Puts `changes` over `value`, field by field, into objects.
-fn merge(value: &mut Value, changes: &Map<String, Value>) {
-    let Value::Object(fields) = value else { return };
+/// Errs on a change with no field of that name: a flag whose field is not named after
+/// the setting it sets would otherwise do nothing.
+fn merge(value: &mut Value, changes: &Map<String, Value>) -> Result<(), String> {
+    let Value::Object(fields) = value else {
+        return Ok(());
+    };
     for (name, change) in changes {
         match (fields.get_mut(name), change) {
-            (Some(inner @ Value::Object(_)), Value::Object(changes)) => merge(inner, changes),
-            _ => {
-                fields.insert(name.clone(), change.clone());
+            (Some(inner @ Value::Object(_)), Value::Object(changes)) => merge(inner, changes)?,
+            (Some(field), _) => *field = change.clone(),
+            (None, _) => {
+                return Err(format!(
+                    "no setting of this network is named {name}: a flag sets the setting its \
+                 field is named after"
+                ))
             }
         }
     }
+    Ok(())
 }
 
 /// PyTorch's `OneCycleLR` with its defaults (cosine annealing): over the first 30% of
@@ -722,11 +748,27 @@ mod tests {
         assert_eq!(
             Recipe::strong().differences(&patient.recipe(ModelKind::Cnn).unwrap()),
             [
-                "--early-stop off, not --early-stop 3",
+                "no --early-stop, not --early-stop 3",
                 "--label-smoothing 0.1, not --label-smoothing 0.05",
                 "--mirror-average true, not --mirror-average false"
             ]
         );
+    }
+
+    #[test]
+    fn flags_written_for_a_recipe_read_back_as_it() {
+        // per-block counts are written out as --convs takes them, and read back the same
+        let three = flags(&["--filters", "8,16,32", "--convs", "1,2,2"])
+            .recipe(ModelKind::Cnn)
+            .unwrap();
+        let lesson = Recipe::lesson(ModelKind::Cnn);
+        let written = three.flags_over(&lesson).unwrap();
+        assert!(
+            written.windows(2).any(|w| w == ["--convs", "1,2,2"]),
+            "{written:?}"
+        );
+        let args: Vec<&str> = written.iter().map(String::as_str).collect();
+        assert_eq!(flags(&args).recipe(ModelKind::Cnn).unwrap(), three);
     }
 
     #[test]

@@ -170,6 +170,18 @@ fn check(opts: &SweepOptions) -> Result<()> {
     if opts.seeds.is_empty() {
         bail!("--seeds: give at least one seed");
     }
+    if let Some(seed) =
+        (opts.seeds.iter()).find(|s| opts.seeds.iter().filter(|t| t == s).count() > 1)
+    {
+        bail!("--seeds names seed {seed} twice; each run needs a folder of its own");
+    }
+    let sizes: Vec<String> = opts.models.iter().map(size_label).collect();
+    if let Some(size) = sizes
+        .iter()
+        .find(|s| sizes.iter().filter(|t| t == s).count() > 1)
+    {
+        bail!("the sweep names size {size} twice; each run needs a folder of its own");
+    }
     Ok(())
 }
 
@@ -337,13 +349,22 @@ fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
             })
         }
     };
-    let trained = train::train(&TrainOptions {
+    let mut options = TrainOptions {
         recipe,
         seed: run.seed,
         out: Some(dir.to_path_buf()),
         resume,
         ..opts.base.clone()
-    });
+    };
+    if resume.is_some() {
+        // as --resume goes on: with the run's own threads and data, unless given
+        let config = run_dir::read_config(dir)?;
+        options.threads = options.threads.or(resume::run_threads(&config));
+        if options.data_dir.is_none() && config.data_dir.is_dir() {
+            options.data_dir = Some(config.data_dir);
+        }
+    }
+    let trained = train::train(&options);
     match trained {
         Ok(_) => Ok(()),
         Err(e) => match e.downcast::<Interrupted>() {
@@ -363,13 +384,27 @@ fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
 /// was not made by the sweep: it is refused, by name, and nothing is deleted. So is a
 /// folder that another process is training.
 fn clear_unstarted(dir: &Path) -> Result<()> {
+    // checked before the lock, so that a refused folder is left as it was, and again
+    // under it, before anything is deleted
+    unstarted_files(dir)?;
     let _lock = RunLock::acquire(dir)?;
+    for name in unstarted_files(dir)? {
+        let path = dir.join(&name);
+        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The files in `dir` (its lock aside) when they are those of a run cut short before its
+/// first checkpoint: its config.json, a metrics.csv without rows, event files and
+/// half-written temporaries. Errs, naming them, on anything else.
+fn unstarted_files(dir: &Path) -> Result<Vec<String>> {
     let ours = ["config.json", "metrics.csv"];
     let mut found = run_dir::entries(dir)?;
     found.retain(|name| name != lock::FILE);
-    let strays: Vec<&String> = found
-        .iter()
-        .filter(|name| !ours.iter().any(|o| *name == o || is_temporary_of(name, o)))
+    let strays: Vec<&str> = (found.iter().map(String::as_str))
+        .filter(|name| !ours.contains(name))
+        .filter(|name| !(run_dir::TRAINER_FILES.iter()).any(|f| is_temporary_of(name, f)))
         .filter(|name| !name.starts_with(tensorboard::PREFIX))
         .collect();
     let rows = match dir.join("metrics.csv").exists() {
@@ -379,11 +414,7 @@ fn clear_unstarted(dir: &Path) -> Result<()> {
     if !strays.is_empty() || rows > 0 {
         let what = match strays.is_empty() {
             true => format!("metrics.csv with {rows} rows but no weights or checkpoint"),
-            false => strays
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            false => strays.join(", "),
         };
         bail!(
             "{} has the name of one of this sweep's runs, but holds {what}, which the sweep \
@@ -391,11 +422,7 @@ fn clear_unstarted(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    for name in found {
-        let path = dir.join(&name);
-        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    Ok(())
+    Ok(found)
 }
 
 /// The sweep's rows: each size at each epoch count, over the seeds.

@@ -525,7 +525,7 @@ impl<'a> Run<'a> {
         // the epoch and rewrites metrics.csv from the checkpoint. Its row comes before
         // best.safetensors and config.json name it, so a reader never meets a best epoch
         // that metrics.csv does not have yet.
-        self.dir.save_weights(&self.learner.vs)?;
+        self.dir.save_weights(&self.learner.vs, m.epoch)?;
         self.dir.append_metrics(&m)?;
         if best_epoch(&self.state.history) == Some(m.epoch) {
             self.dir.save_best_weights(&self.learner.vs, m.epoch)?;

@@ -234,6 +234,11 @@ fn sweep_deletes_nothing_it_did_not_make() {
         fs::read_to_string(theirs.join("notes.txt")).unwrap(),
         "mine"
     );
+    assert_eq!(
+        run_dir::entries(&theirs).unwrap(),
+        ["notes.txt"],
+        "left as it was"
+    );
 
     // a run of its own cut short before its first checkpoint starts afresh
     let ours = sweep_dir.join("dense-8");
@@ -268,7 +273,11 @@ fn out_into_a_folder_that_is_not_a_run_is_refused_and_left_alone() {
         fs::read_to_string(theirs.join("metrics.csv")).unwrap(),
         "my own figures"
     );
-    assert!(!theirs.join("config.json").exists());
+    assert_eq!(
+        run_dir::entries(&theirs).unwrap(),
+        ["metrics.csv"],
+        "left as it was"
+    );
 }
 
 /// A small CNN trained for 2 epochs with 60 images held out, so it has a best epoch.
@@ -428,8 +437,17 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
         .unwrap()
         .to_string();
     let limit = Duration::from_secs(120);
-    // weights saved, and the process died before the row: no complete row, a torn one
+    // weights saved, and the process died before the row: no complete row, a torn one;
+    // the weights say their epoch, and are scored as that epoch's
     fs::write(&metrics, format!("{header}\n1,0.5,0.8")).unwrap();
+    let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("the weights of epoch 3"), "{stdout}");
+    // weights from before they said their epoch, with no row: which epoch is unknown
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _ = ModelSpec::Dense { hidden: 8 }.build(&vs.root());
+    run_dir::save_weights(&run.join("model.safetensors"), &vs, None).unwrap();
     let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);

@@ -3,7 +3,8 @@
 //! trainer (`--resume`, `--out` or `sweep`) is refused, naming the folder and that process.
 //! The operating system drops the lock when the process ends, however it ends (`kill -9`
 //! included), so a lock is never left stale. Readers (`evaluate`, `predict`, `compare`,
-//! `export`) take no lock: they read files that are only ever replaced whole, and write
+//! `export`) take no lock: they read files that are replaced whole, or appended to a
+//! whole line at a time (`metrics.csv`, whose torn last line they leave out), and write
 //! none that a trainer writes.
 
 use std::fs::{self, File, OpenOptions, TryLockError};

@@ -54,26 +54,22 @@ const VALIDATION_COLUMN: &str = ",validation_accuracy";
 pub const WEIGHTS: &str = "model.safetensors";
 /// The weights of the epoch with the best validation accuracy.
 pub(crate) const BEST_WEIGHTS: &str = "best.safetensors";
-/// The metadata key of `best.safetensors` that names its epoch.
-const BEST_EPOCH_KEY: &str = "epoch";
+/// The metadata key of `model.safetensors` and `best.safetensors` that names their epoch.
+const EPOCH_KEY: &str = "epoch";
 
 /// The epoch whose weights `best.safetensors` in `run` holds, as the file says; `None`
 /// when there is no such file, or it does not say.
 pub(crate) fn best_weights_epoch(run: &Path) -> Option<u32> {
-    read_best_epoch(run).ok()
+    weights_epoch(&run.join(BEST_WEIGHTS)).ok()
 }
 
-/// The epoch `best.safetensors` in `run` says it holds; errs, naming the file, when it is
-/// missing, damaged or silent.
-fn read_best_epoch(run: &Path) -> Result<u32> {
-    let path = run.join(BEST_WEIGHTS);
-    let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+/// The epoch the weights file `path` says it holds; errs, naming the file, when it is
+/// missing, damaged or silent (`model.safetensors` from before it said).
+fn weights_epoch(path: &Path) -> Result<u32> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow!("{} is damaged: {e:?}", path.display()))?;
-    let epoch = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(BEST_EPOCH_KEY));
+    let epoch = header.metadata().as_ref().and_then(|m| m.get(EPOCH_KEY));
     epoch
         .and_then(|e| e.parse().ok())
         .with_context(|| format!("{} does not say which epoch it holds", path.display()))
@@ -119,25 +115,11 @@ impl RunDir {
         }
         fs::create_dir_all(path)
             .with_context(|| format!("creating the run folder {}", path.display()))?;
+        // before the lock, so that a refused folder is left as it was; and again under
+        // it, as another trainer may have taken the folder a moment ago
+        refuse_unless_empty(path)?;
         let lock = RunLock::acquire(path)?;
-        // under the lock: another trainer may have taken the folder a moment ago
-        let mut found = entries(path)?;
-        found.retain(|name| name != lock::FILE);
-        if found.iter().any(|name| name == "config.json") {
-            bail!(
-                "--out {} already holds a run; choose another folder so its results are kept \
-                 (or continue it with --resume)",
-                path.display()
-            );
-        }
-        if !found.is_empty() {
-            bail!(
-                "--out {} is not empty and holds no run ({}); give a new or empty folder, so \
-                 that nothing in it is overwritten",
-                path.display(),
-                found.join(", ")
-            );
-        }
+        refuse_unless_empty(path)?;
         RunDir::open(lock, path, config.clone(), &[])
     }
 
@@ -206,15 +188,17 @@ impl RunDir {
             .with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Saves the weights as `model.safetensors`.
-    pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
-        save_weights(&self.path.join(WEIGHTS), vs, None)
+    /// Saves the weights of epoch `epoch` as `model.safetensors`; the file says which
+    /// epoch it holds, so a reader never pairs them with another epoch's row.
+    pub fn save_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
+        let metadata = HashMap::from([(EPOCH_KEY.to_string(), epoch.to_string())]);
+        save_weights(&self.path.join(WEIGHTS), vs, Some(metadata))
     }
 
     /// Saves the weights of epoch `epoch`, the best on validation, as `best.safetensors`;
     /// the file says which epoch it holds.
     pub(crate) fn save_best_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
-        let metadata = HashMap::from([(BEST_EPOCH_KEY.to_string(), epoch.to_string())]);
+        let metadata = HashMap::from([(EPOCH_KEY.to_string(), epoch.to_string())]);
         save_weights(&self.path.join(BEST_WEIGHTS), vs, Some(metadata))
     }
 
@@ -245,6 +229,29 @@ fn metrics_row(m: &EpochMetrics) -> String {
         "{},{:.6},{:.6},{:.6},{:.6},{:.3}{validation}\n",
         m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
     )
+}
+
+/// Errs unless the folder `path` is empty (a lock file aside): a run's results, or
+/// anyone's other files, are never overwritten.
+fn refuse_unless_empty(path: &Path) -> Result<()> {
+    let mut found = entries(path)?;
+    found.retain(|name| name != lock::FILE);
+    if found.iter().any(|name| name == "config.json") {
+        bail!(
+            "--out {} already holds a run; choose another folder so its results are kept \
+             (or continue it with --resume)",
+            path.display()
+        );
+    }
+    if !found.is_empty() {
+        bail!(
+            "--out {} is not empty and holds no run ({}); give a new or empty folder, so \
+             that nothing in it is overwritten",
+            path.display(),
+            found.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Errs when `out`, where a reader is to write, is one of a trainer's files in a run
@@ -410,19 +417,27 @@ impl Weights {
     /// never a quiet switch to other weights.
     pub fn choose(self, run: &Path, config: &RunConfig, finished: u32) -> Result<(PathBuf, u32)> {
         let best = match (self, config.best_epoch) {
-            (Weights::Best, Some(named)) => Some(read_best_epoch(run).with_context(|| {
-                format!(
+            (Weights::Best, Some(named)) => {
+                Some(weights_epoch(&run.join(BEST_WEIGHTS)).with_context(|| {
+                    format!(
                     "config.json names epoch {named} as the best on validation, but its weights \
                      cannot be read; give --weights last for the last epoch's, or --resume the \
                      run to save them again"
                 )
-            })?),
+                })?)
+            }
             // runs from before config.json named the best epoch
             (Weights::Best, None) => best_weights_epoch(run),
             (Weights::Last, _) => None,
         };
         if let Some(epoch) = best {
             return Ok((run.join(BEST_WEIGHTS), epoch));
+        }
+        // the epoch the file says (it may be one ahead of metrics.csv while a trainer
+        // finishes an epoch); older files say none, and are the last row's
+        let path = run.join(WEIGHTS);
+        if let Ok(epoch) = weights_epoch(&path) {
+            return Ok((path, epoch));
         }
         ensure!(
             finished > 0,
@@ -432,7 +447,7 @@ impl Weights {
             run.display(),
             run.display()
         );
-        Ok((run.join(WEIGHTS), finished))
+        Ok((path, finished))
     }
 }
 
@@ -566,7 +581,7 @@ mod tests {
         let dense = ModelSpec::Dense { hidden: 128 };
         let vs = VarStore::new(tch::Device::Cpu);
         let _ = dense.build(&vs.root());
-        rd.save_weights(&vs).unwrap();
+        rd.save_weights(&vs, 1).unwrap();
         let weights = dir.path().join(WEIGHTS);
         let mut other = VarStore::new(tch::Device::Cpu);
         let _ = ModelSpec::lesson_cnn().build(&other.root());

@@ -95,10 +95,15 @@ impl Plan {
     /// depend on how the work is split); `None` for runs trained on CUDA, or on more
     /// threads than this machine has, which go on with the trainers' default.
     pub fn threads(&self) -> Option<usize> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = self.config.threads;
-        (self.config.device == "cpu" && threads <= cores).then_some(threads)
+        run_threads(&self.config)
     }
+}
+
+/// The CPU threads a run made with `config` goes on with: its own, where it trained on
+/// the CPU and this machine has as many cores; `None`: the trainers' default.
+pub(crate) fn run_threads(config: &RunConfig) -> Option<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (config.device == "cpu" && config.threads <= cores).then_some(config.threads)
 }
 
 /// The epochs the run in `run` has finished, by its checkpoint; a folder without one

@@ -111,7 +111,7 @@ pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
         })
         .unwrap();
     }
-    run.save_weights(&vs).unwrap();
+    run.save_weights(&vs, epochs).unwrap();
     dir.to_path_buf()
 }
 
