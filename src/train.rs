@@ -322,16 +322,7 @@ impl<'a> Run<'a> {
         // a first checkpoint before any training: a folder that cannot take one fails now
         run.save_checkpoint()?;
         if opts.tensorboard {
-            let p = &run.state.position;
-            let done = (steps_per_epoch * (p.epoch as usize - 1) + p.step) as i64;
-            let resumed_at = opts.resume.map(|_| done);
-            let mut events = EventWriter::create(&run.dir.path, resumed_at)?;
-            if resumed_at.is_none() {
-                let settings = serde_json::to_string_pretty(run.dir.config())?;
-                events.text(0, "settings", &format!("```json\n{settings}\n```"))?;
-            }
-            events.flush()?;
-            run.events = Some(events);
+            run.open_events()?;
         }
         Ok(run)
     }
@@ -363,6 +354,37 @@ impl<'a> Run<'a> {
             data.display()
         )?;
         Ok(())
+    }
+
+    /// Starts this session's TensorBoard event file: with the settings for a new run; for
+    /// a resumed one, a session start after the step it goes on from, and the last
+    /// finished epoch's figures where a crash kept them from being written.
+    fn open_events(&mut self) -> Result<()> {
+        let p = &self.state.position;
+        let done = (self.steps_per_epoch * (p.epoch as usize - 1) + p.step) as i64;
+        let resumed_at = self.opts.resume.map(|_| done);
+        let last = self.state.history.last().cloned();
+        let written = match (resumed_at, &last) {
+            (Some(_), Some(m)) => {
+                let at = (self.steps_per_epoch * m.epoch as usize) as i64;
+                let scalars = crate::tensorboard::read(&self.dir.path).unwrap_or_default();
+                scalars
+                    .iter()
+                    .any(|s| s.step == at && s.tag == "epoch/test_accuracy")
+            }
+            _ => true,
+        };
+        let mut events = EventWriter::create(&self.dir.path, resumed_at)?;
+        if resumed_at.is_none() {
+            let settings = serde_json::to_string_pretty(self.dir.config())?;
+            events.text(0, "settings", &format!("```json\n{settings}\n```"))?;
+        }
+        events.flush()?;
+        self.events = Some(events);
+        match (written, last) {
+            (false, Some(m)) => self.log_epoch(&m),
+            _ => Ok(()),
+        }
     }
 
     fn save_checkpoint(&mut self) -> Result<()> {
@@ -501,23 +523,6 @@ impl<'a> Run<'a> {
             m.test_accuracy,
             m.seconds,
         )?;
-        if let Some(events) = &mut self.events {
-            let done = (self.steps_per_epoch * m.epoch as usize) as i64;
-            let figures = [
-                ("epoch/train_loss", Some(m.train_loss)),
-                ("epoch/train_accuracy", Some(m.train_accuracy)),
-                ("epoch/test_loss", Some(m.test_loss)),
-                ("epoch/test_accuracy", Some(m.test_accuracy)),
-                ("epoch/validation_accuracy", m.validation_accuracy),
-                ("epoch/seconds", Some(m.seconds)),
-            ];
-            for (tag, value) in figures {
-                if let Some(v) = value {
-                    events.scalar(done, tag, v)?;
-                }
-            }
-            events.flush()?;
-        }
         self.state.history.push(m.clone());
         self.state.position = Position::start_of(m.epoch + 1);
         // The files of the finished epoch first, the checkpoint that records it as done
@@ -532,7 +537,32 @@ impl<'a> Run<'a> {
             self.dir.update_config(|c| c.best_epoch = Some(m.epoch))?;
         }
         self.save_checkpoint()?;
+        // after the checkpoint that records the epoch as done: a crash before it repeats
+        // the epoch, which writes them then; one after it leaves them to the resume
+        self.log_epoch(&m)?;
         (self.opts.after_epoch)(&self.dir.path, &self.state.history)
+    }
+
+    /// Writes the figures of the finished epoch `m` for TensorBoard, at its last step.
+    fn log_epoch(&mut self, m: &EpochMetrics) -> Result<()> {
+        let Some(events) = &mut self.events else {
+            return Ok(());
+        };
+        let done = (self.steps_per_epoch * m.epoch as usize) as i64;
+        let figures = [
+            ("epoch/train_loss", Some(m.train_loss)),
+            ("epoch/train_accuracy", Some(m.train_accuracy)),
+            ("epoch/test_loss", Some(m.test_loss)),
+            ("epoch/test_accuracy", Some(m.test_accuracy)),
+            ("epoch/validation_accuracy", m.validation_accuracy),
+            ("epoch/seconds", Some(m.seconds)),
+        ];
+        for (tag, value) in figures {
+            if let Some(v) = value {
+                events.scalar(done, tag, v)?;
+            }
+        }
+        events.flush()
     }
 
     /// Whether `--early-stop N` ends the run here: validation accuracy has not improved

@@ -76,3 +76,34 @@ fn no_tensorboard_writes_no_event_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(tensorboard::event_files(&run).unwrap().is_empty());
 }
+
+#[test]
+fn a_resume_writes_the_last_epochs_figures_where_a_crash_kept_them_from_the_file() {
+    // a run whose event files lack its finished epochs (here: trained without them) goes
+    // on with them: the last finished epoch's figures, then the new epoch's
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_synthetic(&data);
+    let run = tmp.path().join("run");
+    let first = ["--epochs", "2", "--hidden", "16", "--no-tensorboard"];
+    let out = run_bin(DENSE, &args(&data, Some(&run), &first));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let more = ["--resume", run.to_str().unwrap(), "--epochs", "1"];
+    let out = run_bin(DENSE, &args(&data, None, &more));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scalars = tensorboard::read(&run).unwrap();
+    let metrics = run_dir::read_metrics(&run).unwrap();
+    // 600 training images in batches of 32: 19 steps an epoch
+    let written = values(&scalars, "epoch/test_accuracy");
+    let expected: Vec<(i64, f32)> = metrics[1..]
+        .iter()
+        .map(|m| (i64::from(m.epoch) * 19, m.test_accuracy as f32))
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    for (w, e) in written.iter().zip(&expected) {
+        assert!(
+            w.0 == e.0 && (w.1 - e.1).abs() < 1e-5,
+            "{w:?} against {e:?}"
+        );
+    }
+}
