@@ -21,13 +21,16 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The fixture folders, and whether each has a checkpoint (as examples/format_fixtures.rs
-/// names them).
-const FOLDERS: [(&str, bool); 3] = [
-    ("config-1-lesson-checkpoint-1", true),
-    ("config-1-no-recipe-no-checkpoint", false),
-    ("config-2-checkpoint-1", true),
-];
+/// The fixture folders, each a run folder of an earlier format.
+fn fixture_runs() -> Vec<PathBuf> {
+    let mut runs: Vec<PathBuf> = fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    runs
+}
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -43,9 +46,11 @@ fn run_folders_of_every_earlier_format_load_evaluate_and_train_on() {
     let data = tmp.path().join("data");
     write_synthetic(&data);
     let d = data.to_str().unwrap();
-    for (name, checkpoint) in FOLDERS {
+    for fixture in fixture_runs() {
+        let name = fixture.file_name().unwrap().to_str().unwrap();
+        let checkpoint = fixture.join("checkpoint.safetensors").exists();
         let run = tmp.path().join(name);
-        copy_dir(&fixtures().join(name), &run);
+        copy_dir(&fixture, &run);
         let config = run_dir::read_config(&run).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert_eq!(*config.model(), ModelSpec::Dense { hidden: 4 }, "{name}");
         assert_eq!(config.recipe.epochs, 1, "{name}");

@@ -9,9 +9,11 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{args, fake_run, run_bin, small_cnn_spec, stderr, write_synthetic, Running};
+use common::{
+    args, fake_run, run_bin, run_within, small_cnn_spec, stderr, write_synthetic, Running,
+};
 use fashion_tch::models::ModelSpec;
 use fashion_tch::run_dir::{self, checkpoint};
 
@@ -33,27 +35,6 @@ fn dataset() -> (tempfile::TempDir, PathBuf) {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Runs `bin` with `args` (any bytes), failing the test rather than waiting past
-/// `limit`: the programs must never hang.
-fn run_within(bin: &str, args: &[&OsStr], limit: Duration) -> Output {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env_remove("FASHION_MNIST_DIR")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("{bin} {args:?} was still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {

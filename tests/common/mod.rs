@@ -132,6 +132,27 @@ pub fn run_bin(bin: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `bin` with `args` (any bytes), with no dataset location from the environment,
+/// failing the test rather than waiting past `limit`: the programs must never hang.
+pub fn run_within(bin: &str, args: &[&std::ffi::OsStr], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_remove("FASHION_MNIST_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{bin} {args:?} was still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// The text a failed command printed, for assertion messages.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
