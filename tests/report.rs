@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{args, run_bin, stderr, write_synthetic};
+use common::{run_bin, stderr, write_synthetic};
 
-const CNN: &str = env!("CARGO_BIN_EXE_train_cnn");
 const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
 
 /// A small CNN trained with images held out, then evaluated: its folder, and the test
@@ -14,19 +13,7 @@ fn evaluated(tmp: &std::path::Path) -> (std::path::PathBuf, String) {
     let data = tmp.join("data");
     write_synthetic(&data);
     let run = tmp.join("small-cnn");
-    let extra = [
-        "--epochs",
-        "2",
-        "--filters",
-        "4,8",
-        "--hidden",
-        "16",
-        "--validation",
-        "60",
-    ];
-    let out = run_bin(CNN, &args(&data, Some(&run), &extra));
-    assert!(out.status.success(), "{}", stderr(&out));
-    let trained = String::from_utf8_lossy(&out.stdout);
+    let trained = common::validated_cnn(&data, &run);
     assert!(
         trained.contains("report.html"),
         "the trainer points to it: {trained}"

@@ -261,21 +261,10 @@ fn out_into_a_folder_that_is_not_a_run_is_refused_and_left_alone() {
     );
 }
 
-/// A small CNN trained for 2 epochs with 60 images held out, so it has a best epoch.
+/// A small CNN trained with images held out, so it has a best epoch.
 fn validated_run(tmp: &Path, data: &Path) -> PathBuf {
     let run = tmp.join("run");
-    let extra = [
-        "--epochs",
-        "2",
-        "--filters",
-        "4,8",
-        "--hidden",
-        "16",
-        "--validation",
-        "60",
-    ];
-    let out = run_bin(CNN, &args(data, Some(&run), &extra));
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::validated_cnn(data, &run);
     assert!(run_dir::read_config(&run).unwrap().best_epoch.is_some());
     run
 }

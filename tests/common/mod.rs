@@ -135,13 +135,7 @@ pub fn run_bin(bin: &str, args: &[&str]) -> Output {
 /// Runs `bin` with `args` (any bytes), with no dataset location from the environment,
 /// failing the test rather than waiting past `limit`: the programs must never hang.
 pub fn run_within(bin: &str, args: &[&std::ffi::OsStr], limit: std::time::Duration) -> Output {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env_remove("FASHION_MNIST_DIR")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(bin, args);
     let deadline = std::time::Instant::now() + limit;
     while child.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > deadline {
@@ -151,6 +145,40 @@ pub fn run_within(bin: &str, args: &[&std::ffi::OsStr], limit: std::time::Durati
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Starts `bin` with `args`, its output piped to us, with no dataset location from the
+/// environment.
+fn spawn_piped<A: AsRef<std::ffi::OsStr>>(bin: &str, args: &[A]) -> std::process::Child {
+    Command::new(bin)
+        .args(args)
+        .env_remove("FASHION_MNIST_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Trains a small CNN (filters 4,8, 16 hidden units) for 2 epochs on the data in `data`
+/// into `run`, with 60 images held out, so that it has a best epoch; returns what the
+/// trainer printed.
+pub fn validated_cnn(data: &Path, run: &Path) -> String {
+    let extra = [
+        "--epochs",
+        "2",
+        "--filters",
+        "4,8",
+        "--hidden",
+        "16",
+        "--validation",
+        "60",
+    ];
+    let out = run_bin(
+        env!("CARGO_BIN_EXE_train_cnn"),
+        &args(data, Some(run), &extra),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The text a failed command printed, for assertion messages.
@@ -177,13 +205,7 @@ impl Running {
     /// Starts `bin` with `args`, with no dataset location from the environment.
     pub fn spawn(bin: &str, args: &[&str]) -> Running {
         use std::io::BufRead;
-        let mut child = Command::new(bin)
-            .args(args)
-            .env_remove("FASHION_MNIST_DIR")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_piped(bin, args);
         let stdout = child.stdout.take().unwrap();
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
