@@ -8,17 +8,12 @@ use fashion_tch::models::{CnnArgs, ModelKind};
 use fashion_tch::{cli, recipe::RecipeName};
 
 /// Train the Keras lesson's convolutional network on Fashion-MNIST (10 epochs; the lesson
-/// reaches 0.91), or with --recipe strong a stronger one (32 epochs)
+/// reaches 0.91), or with --recipe strong a stronger one
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// lesson: the lesson's network and settings. strong: one convolution in the first
-    /// block and two in each later one, batch norm, dropout 0.1, 256 hidden units, random
-    /// 2-pixel shifts and mirroring of each batch, labels smoothed by 0.1, AdamW (weight
-    /// decay 0.05) with a one-cycle schedule peaking at --lr, batch 128, 32 epochs, the
-    /// last 5,000 training images held out for validation (--validation 0 trains on all
-    /// of them), and each image scored with its mirror image [default: lesson]
-    #[arg(long, value_enum)]
+    /// How to train: lesson (the lesson's network and settings) or strong [default: lesson]
+    #[arg(long, value_enum, long_help = RecipeName::help())]
     recipe: Option<RecipeName>,
     #[command(flatten)]
     model: CnnArgs,

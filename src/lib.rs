@@ -21,6 +21,7 @@ pub mod cli;
 pub mod compare;
 pub mod data;
 pub mod device;
+pub(crate) mod ema;
 pub mod evaluate;
 pub mod export;
 pub mod files;

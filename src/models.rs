@@ -33,29 +33,65 @@ pub enum ModelSpec {
         /// The probability of zeroing an input of each dense layer while training.
         #[serde(default)]
         dropout: f64,
-        /// Outside training, average the logits of each image and of its mirror image
-        /// (test-time augmentation: a garment mirrored is the same garment).
+        /// The views of each image whose logits are averaged outside training.
         #[serde(default)]
-        mirror_average: bool,
+        views: Views,
     },
 }
 
-/// A network built from a [`ModelSpec`]: its layers, and whether it averages each
-/// image with its mirror image outside training.
+/// What a network looks at to score an image outside training (test-time augmentation):
+/// the average of its logits over these views of the image. A garment mirrored, or
+/// moved by a pixel, is the same garment.
+#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Views {
+    /// The image alone.
+    #[default]
+    One,
+    /// The image and its mirror image, left to right (2 passes).
+    Mirror,
+    /// Those two, and both again shifted one pixel up and left, and one down and right,
+    /// weighted 1/2, 1/4 and 1/4 (6 passes; airbench's multi-crop).
+    Shifted,
+}
+
+impl std::fmt::Display for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Views::One => "one",
+            Views::Mirror => "mirror",
+            Views::Shifted => "shifted",
+        })
+    }
+}
+
+/// A network built from a [`ModelSpec`]: its layers, and the views it scores.
 #[derive(Debug)]
 pub struct Network {
     layers: nn::SequentialT,
-    mirror_average: bool,
+    views: Views,
 }
 
 impl nn::ModuleT for Network {
     fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
-        let logits = self.layers.forward_t(xs, train);
-        if train || !self.mirror_average {
-            return logits;
+        if train {
+            return self.layers.forward_t(xs, true);
         }
-        let mirrored = self.layers.forward_t(&xs.flip([3]), false); // left to right
-        (logits + mirrored) / 2.0
+        let view = |xs: &tch::Tensor| self.layers.forward_t(xs, false);
+        let with_mirror = |xs: &tch::Tensor| (view(xs) + view(&xs.flip([3]))) / 2.0; // left to right
+        match self.views {
+            Views::One => view(xs),
+            Views::Mirror => with_mirror(xs),
+            Views::Shifted => {
+                let side = xs.size()[3];
+                // from a copy padded by a pixel: 0 moves the garment down and right, 2 up and left
+                let padded = xs.constant_pad_nd([1, 1, 1, 1]);
+                let shifted = |at: i64| padded.narrow(2, at, side).narrow(3, at, side);
+                with_mirror(xs) * 0.5
+                    + with_mirror(&shifted(0)) * 0.25
+                    + with_mirror(&shifted(2)) * 0.25
+            }
+        }
     }
 }
 
@@ -179,7 +215,38 @@ impl ModelSpec {
             convs: Convs::default(),
             batch_norm: false,
             dropout: 0.0,
-            mirror_average: false,
+            views: Views::One,
+        }
+    }
+
+    /// The network in a line: `1 × Conv(32) → MaxPool, then 2 × Conv(64) → MaxPool, …`.
+    pub fn summary(&self) -> String {
+        match self {
+            ModelSpec::Dense { hidden } => format!("Linear({hidden}) → ReLU → Linear(10)"),
+            ModelSpec::Cnn {
+                filters,
+                hidden,
+                convs,
+                batch_norm,
+                dropout,
+                ..
+            } => {
+                let blocks: Vec<String> = filters
+                    .iter()
+                    .enumerate()
+                    .map(|(b, f)| format!("{} × Conv({f}) → MaxPool", convs.in_block(b)))
+                    .collect();
+                let norm = if *batch_norm { " → BatchNorm" } else { "" };
+                let drop = match *dropout {
+                    p if p > 0.0 => format!("Dropout {p} → "),
+                    _ => String::new(),
+                };
+                format!(
+                    "{}, each Conv 3×3{norm} → ReLU; {drop}Linear({hidden}) → ReLU → \
+                     {drop}Linear(10)",
+                    blocks.join(", then ")
+                )
+            }
         }
     }
 
@@ -203,7 +270,7 @@ impl ModelSpec {
                 let net = nn::seq_t().add_fn(|xs| xs.flatten(1, -1)); // [b, 784]
                 Network {
                     layers: dense_head(net, vs, SIDE_I64 * SIDE_I64, hidden, 0.0),
-                    mirror_average: false,
+                    views: Views::One,
                 }
             }
             ModelSpec::Cnn {
@@ -212,7 +279,7 @@ impl ModelSpec {
                 ref convs,
                 batch_norm,
                 dropout,
-                mirror_average,
+                views,
             } => {
                 let mut net = nn::seq_t();
                 let (mut channels, mut side) = (1, SIDE_I64);
@@ -224,7 +291,7 @@ impl ModelSpec {
                 let net = net.add_fn(|xs| xs.flatten(1, -1)); // [b, channels * side²]
                 Network {
                     layers: dense_head(net, vs, channels * side * side, hidden, dropout),
-                    mirror_average,
+                    views,
                 }
             }
         }
@@ -334,11 +401,13 @@ pub struct CnnArgs {
     /// for every block, or one per block, e.g. 1,2 [default: 1; 1,2 with --recipe strong]
     #[arg(long, value_parser = parse_convs)]
     pub convs: Option<std::vec::Vec<i64>>,
-    /// Score each image as the average of the network's logits for it and for its mirror
-    /// image (test-time augmentation) in validation, testing, evaluate, predict and
-    /// export [default: false; true with --recipe strong]
-    #[arg(long, value_name = "true|false")]
-    pub mirror_average: Option<bool>,
+    /// Score each image as the average of the network's logits over these views of it
+    /// (test-time augmentation), in validation, testing, evaluate, predict and export:
+    /// one (the image alone), mirror (and its mirror image: 2 passes), shifted (both,
+    /// and both shifted a pixel up-left and down-right: 6 passes)
+    /// [default: one; mirror with --recipe strong]
+    #[arg(long, value_enum, value_name = "one|mirror|shifted")]
+    pub views: Option<Views>,
     /// Units in the hidden dense layer [default: 128; 256 with --recipe strong]
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     pub hidden: Option<i64>,
@@ -460,7 +529,7 @@ mod tests {
             convs: Convs::each(2),
             batch_norm: true,
             dropout: 0.5,
-            mirror_average: false,
+            views: Views::One,
         };
         let net = spec.build(&vs.root());
         let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
@@ -475,25 +544,46 @@ mod tests {
     }
 
     #[test]
-    fn mirror_averaging_scores_an_image_and_its_mirror_alike_outside_training() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let spec = ModelSpec::Cnn {
-            filters: vec![4, 8],
-            hidden: 16,
-            convs: Convs::default(),
-            batch_norm: false,
-            dropout: 0.0,
-            mirror_average: true,
-        };
-        let net = spec.build(&vs.root());
+    fn test_time_views_score_an_image_like_its_mirror_and_act_outside_training_only() {
         let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
         let mirrored = xs.flip([3]);
-        let alike = |train| {
-            let (a, b) = (net.forward_t(&xs, train), net.forward_t(&mirrored, train));
-            a.allclose(&b, 1e-5, 1e-6, false)
+        let net_with = |views| {
+            tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let spec = ModelSpec::Cnn {
+                filters: vec![4, 8],
+                hidden: 16,
+                convs: Convs::default(),
+                batch_norm: false,
+                dropout: 0.0,
+                views,
+            };
+            (spec.build(&vs.root()), vs)
         };
-        assert!(alike(false), "scoring averages each image with its mirror");
-        assert!(!alike(true), "training sees each image as it is");
+        let alike = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
+        let (net, _vs) = net_with(Views::Mirror);
+        let (a, b) = (net.forward_t(&xs, false), net.forward_t(&mirrored, false));
+        assert!(alike(&a, &b), "scoring averages each image with its mirror");
+        let (a, b) = (net.forward_t(&xs, true), net.forward_t(&mirrored, true));
+        assert!(!alike(&a, &b), "training sees each image as it is");
+        // the same weights: the shifted views change the scores, and train alike
+        let (one, mirror, shifted) = (
+            net_with(Views::One),
+            net_with(Views::Mirror),
+            net_with(Views::Shifted),
+        );
+        assert!(alike(
+            &one.0.forward_t(&xs, true),
+            &shifted.0.forward_t(&xs, true)
+        ));
+        assert!(!alike(
+            &mirror.0.forward_t(&xs, false),
+            &shifted.0.forward_t(&xs, false)
+        ));
+        assert!(!alike(
+            &one.0.forward_t(&xs, false),
+            &mirror.0.forward_t(&xs, false)
+        ));
     }
 
     #[test]
@@ -503,7 +593,7 @@ mod tests {
         let json = serde_json::to_string(&ModelSpec::lesson_cnn()).unwrap();
         assert_eq!(
             json,
-            r#"{"kind":"cnn","filters":[32,64],"hidden":128,"convs":1,"batch_norm":false,"dropout":0.0,"mirror_average":false}"#
+            r#"{"kind":"cnn","filters":[32,64],"hidden":128,"convs":1,"batch_norm":false,"dropout":0.0,"views":"one"}"#
         );
         let old = r#"{"kind":"cnn","filters":[32,64],"hidden":128}"#;
         for json in [json.as_str(), old] {
@@ -517,7 +607,7 @@ mod tests {
                 convs,
                 batch_norm: true,
                 dropout: 0.3,
-                mirror_average: false,
+                views: Views::One,
             };
             let back: ModelSpec =
                 serde_json::from_str(&serde_json::to_string(&strong).unwrap()).unwrap();
@@ -551,7 +641,7 @@ mod tests {
             convs: Convs::new(vec![1, 2]),
             batch_norm: false,
             dropout: 0.0,
-            mirror_average: false,
+            views: Views::One,
         };
         let vs = nn::VarStore::new(Device::Cpu);
         let _net = spec.build(&vs.root());

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tch::{Kind, Tensor};
 
-use crate::models::{CnnArgs, Convs, ModelKind, ModelSpec};
+use crate::models::{CnnArgs, Convs, ModelKind, ModelSpec, Views};
 
 /// How a network is trained; see the module's documentation.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -29,6 +29,18 @@ pub struct Recipe {
     pub schedule: Schedule,
     /// Random shifts of up to 2 pixels and mirroring of every training batch ([`augment`]).
     pub augment: bool,
+    /// With `augment`: each image mirrored in every other epoch (in the odd or the even
+    /// ones, as a draw from the seed decides for it), rather than at random every time.
+    #[serde(default)]
+    pub alternate_flips: bool,
+    /// With `augment`: the side of a square zeroed at a random place in each training
+    /// image (cutout); 0 for none.
+    #[serde(default)]
+    pub cutout: u32,
+    /// The decay of the moving average of the weights that is scored and saved
+    /// ([`crate::ema`]); 0 for none, the weights of the last step.
+    #[serde(default)]
+    pub ema: f64,
     /// The share of each label spread evenly over the ten classes (0: plain labels).
     pub label_smoothing: f64,
     /// Images per optimisation step.
@@ -66,6 +78,16 @@ impl std::fmt::Display for RecipeName {
             RecipeName::Lesson => "lesson",
             RecipeName::Strong => "strong",
         })
+    }
+}
+
+impl RecipeName {
+    /// What `--help` says of `--recipe`: the strong recipe's [`Recipe::summary`].
+    pub fn help() -> String {
+        format!(
+            "lesson: the lesson's network and settings. strong: {} [default: lesson]",
+            Recipe::strong().summary()
+        )
     }
 }
 
@@ -148,6 +170,9 @@ impl Recipe {
             optimizer: Optimizer::Adam,
             schedule: Schedule::Constant,
             augment: false,
+            alternate_flips: false,
+            cutout: 0,
+            ema: 0.0,
             label_smoothing: 0.0,
             batch_size: 32,
             learning_rate: 1e-3,
@@ -158,13 +183,10 @@ impl Recipe {
         }
     }
 
-    /// A stronger CNN trained the stronger way: one convolution in the first block and
-    /// two in the second (the first block's second convolution, at the full 28×28, would
-    /// cost about half of each step), batch norm, dropout 0.1, 256 hidden units; random
-    /// shifts and mirroring, labels smoothed by 0.1, AdamW (weight decay 0.05) with a
-    /// one-cycle schedule peaking at 0.005, batch 128, 32 epochs, and the last 5,000
-    /// training images held out for validation; each image is scored as the average of
-    /// the network's logits for it and for its mirror image.
+    /// A stronger CNN trained the stronger way. [`Recipe::summary`] says it in words (for
+    /// `--help` and the README); docs/strong-recipe.md has why each value, as measured on
+    /// held-out images (the first block's second convolution, at the full 28×28, would
+    /// cost about half of each step, for one).
     pub fn strong() -> Recipe {
         Recipe {
             name: RecipeName::Strong,
@@ -174,11 +196,14 @@ impl Recipe {
                 convs: Convs::new(vec![1, 2]),
                 batch_norm: true,
                 dropout: 0.1,
-                mirror_average: true,
+                views: Views::Mirror,
             },
             optimizer: Optimizer::AdamW { weight_decay: 0.05 },
             schedule: Schedule::OneCycle,
             augment: true,
+            alternate_flips: false,
+            cutout: 0,
+            ema: 0.0,
             label_smoothing: 0.1,
             batch_size: 128,
             learning_rate: 5e-3,
@@ -225,6 +250,11 @@ impl Recipe {
                 "label_smoothing must be in [0, 1)",
             ),
             (decay_ok, "weight_decay must not be negative"),
+            (probability(self.ema), "ema must be in [0, 1)"),
+            (
+                i64::from(self.cutout) <= crate::data::SIDE as i64,
+                "cutout must be at most the image's 28 pixels",
+            ),
             (
                 model_ok,
                 "the model needs units in every layer, 1 to 4 blocks, dropout in [0, 1)",
@@ -304,6 +334,75 @@ impl Recipe {
             ));
         }
         out
+    }
+}
+
+impl Recipe {
+    /// The recipe in a few lines, from its values: what `train_cnn --help` and the README
+    /// say of the strong recipe (a test holds the README to it).
+    pub fn summary(&self) -> String {
+        let mut parts = vec![self.model.summary()];
+        if self.validation_images > 0 {
+            parts.push(format!(
+                "the last {} training images held out for validation (--validation 0 trains \
+                 on all of them)",
+                thousands(self.validation_images)
+            ));
+        }
+        if self.augment {
+            let flips = match self.alternate_flips {
+                true => "each image mirrored in every other epoch",
+                false => "mirrored half the time",
+            };
+            let cutout = match self.cutout {
+                0 => String::new(),
+                side => format!(", with a {side}×{side} square cut out"),
+            };
+            parts.push(format!(
+                "every batch shifted by up to {PAD} pixels at random and {flips}{cutout}"
+            ));
+        }
+        if self.label_smoothing > 0.0 {
+            parts.push(format!("labels smoothed by {}", self.label_smoothing));
+        }
+        let optimiser = match self.optimizer {
+            Optimizer::Adam => "Adam".to_string(),
+            Optimizer::AdamW { weight_decay } => format!("AdamW (weight decay {weight_decay})"),
+        };
+        parts.push(match self.schedule {
+            Schedule::Constant => format!("{optimiser} at {}", self.learning_rate),
+            Schedule::OneCycle => format!(
+                "{optimiser} on a one-cycle schedule peaking at {}",
+                self.learning_rate
+            ),
+        });
+        parts.push(format!("batch {}, {} epochs", self.batch_size, self.epochs));
+        if self.ema > 0.0 {
+            parts.push(format!(
+                "a moving average of the weights (decay {}) scored and saved",
+                self.ema
+            ));
+        }
+        if let ModelSpec::Cnn { views, .. } = self.model {
+            match views {
+                Views::One => {}
+                Views::Mirror => parts.push("each image scored with its mirror image".into()),
+                Views::Shifted => parts.push(
+                    "each image scored with its mirror image, and both shifted a pixel \
+                     up-left and down-right"
+                        .into(),
+                ),
+            }
+        }
+        parts.join("; ")
+    }
+}
+
+/// `5000` as `5,000`.
+fn thousands(n: u32) -> String {
+    match n {
+        0..1000 => n.to_string(),
+        _ => format!("{},{:03}", n / 1000, n % 1000),
     }
 }
 
@@ -419,6 +518,24 @@ pub struct RecipeArgs {
     /// labels) to below 1; the training loss only [default: 0; 0.1 with --recipe strong]
     #[arg(long, value_name = "SHARE", value_parser = share)]
     pub label_smoothing: Option<f64>,
+
+    /// Keep an exponential moving average of the weights, moving a share 1 - DECAY of the
+    /// way to the trained weights after every step, and use it for validation, testing
+    /// and the saved weights (model.safetensors, best.safetensors); from 0 (none) to below
+    /// 1: 0.999 averages over about the last 1,000 steps [default: 0]
+    #[arg(long, value_name = "DECAY", value_parser = share)]
+    pub ema: Option<f64>,
+
+    /// With augmentation (--recipe strong): mirror each training image in every other
+    /// epoch, in the odd or the even ones as a draw from the seed decides for it, instead
+    /// of at random every time [default: false]
+    #[arg(long, value_name = "true|false")]
+    pub alternate_flips: Option<bool>,
+
+    /// With augmentation (--recipe strong): zero a square of PIXELS × PIXELS at a random
+    /// place in each training image (cutout); 0 for none [default: 0]
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(0..=28))]
+    pub cutout: Option<u32>,
 
     /// The training step's arithmetic: f32, or bf16 (CUDA only: autocast runs matrix
     /// products and convolutions in bfloat16; the weights, Adam and the loss stay
@@ -616,31 +733,72 @@ fn cosine(from: f64, to: f64, pct: f64) -> f64 {
 const PAD: i64 = 2;
 
 /// A random crop of each image of `images` (`[b, 1, 28, 28]`) from its copy padded by
-/// two pixels of zeros, mirrored left to right half of the time: the same garment,
-/// shifted by up to two pixels, so every label still holds. One gather, on the
-/// images' device.
-pub fn augment(images: &Tensor) -> Tensor {
+/// two pixels of zeros, mirrored left to right where `mirror` (`[b]`, bool) says, or half
+/// of the time at random when it is `None`: the same garment, shifted by up to two
+/// pixels, so every label still holds. With `cutout` above 0, a square of that side
+/// (clipped at the edges) is then zeroed around a random point of each image. One gather,
+/// on the images' device.
+pub fn augment(images: &Tensor, mirror: Option<&Tensor>, cutout: i64) -> Tensor {
     let (b, side) = (images.size()[0], images.size()[3]);
     let device = images.device();
     let padded = images.squeeze_dim(1).constant_pad_nd([PAD, PAD, PAD, PAD]); // [b, side+4, side+4]
     let offset = || Tensor::randint(2 * PAD + 1, [b, 1, 1], (Kind::Int64, device));
     let along = Tensor::arange(side, (Kind::Int64, device));
-    let flip = Tensor::rand([b, 1, 1], (Kind::Float, device)).lt(0.5);
+    let flip = match mirror {
+        Some(mirror) => mirror.view([b, 1, 1]),
+        None => Tensor::rand([b, 1, 1], (Kind::Float, device)).lt(0.5),
+    };
     let columns = (side - 1 - &along)
         .view([1, 1, side])
         .where_self(&flip, &along.view([1, 1, side])); // [b, 1, side]
     let rows = offset() + along.view([1, side, 1]); // [b, side, 1]
     let columns = offset() + columns;
     let image = Tensor::arange(b, (Kind::Int64, device)).view([b, 1, 1]);
-    padded
-        .index(&[Some(image), Some(rows), Some(columns)]) // [b, side, side]
-        .unsqueeze(1)
+    let out = padded.index(&[Some(image), Some(rows), Some(columns)]); // [b, side, side]
+    let out = match cutout {
+        0 => out,
+        cutout => {
+            let centre = || Tensor::randint(side, [b, 1, 1], (Kind::Int64, device));
+            let (cy, cx) = (centre(), centre());
+            // within the square: from the centre, cutout / 2 back and the rest forward
+            let inside = |at: Tensor, centre: &Tensor| {
+                let from = centre - cutout / 2;
+                at.ge_tensor(&from)
+                    .logical_and(&at.lt_tensor(&(from + cutout)))
+            };
+            let erased = inside(along.view([1, side, 1]), &cy)
+                .logical_and(&inside(along.view([1, 1, side]), &cx)); // [b, side, side]
+            out.masked_fill(&erased, 0.0)
+        }
+    };
+    out.unsqueeze(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::Device;
+
+    #[test]
+    fn the_readme_and_help_describe_the_strong_recipe_as_it_is() {
+        // one description, made from the recipe's values: --help prints it, and the
+        // README's "The strong recipe" holds it word for word
+        let summary = Recipe::strong().summary();
+        assert!(RecipeName::help().contains(&summary));
+        assert!(
+            include_str!("../README.md").contains(&summary),
+            "README.md's 'The strong recipe' must hold Recipe::strong().summary():\n{summary}"
+        );
+        let lesson = Recipe::lesson(ModelKind::Cnn).summary();
+        assert!(
+            lesson.starts_with("1 × Conv(32) → MaxPool, then 1 × Conv(64)"),
+            "{lesson}"
+        );
+        assert!(
+            lesson.contains("Adam at 0.001; batch 32, 10 epochs"),
+            "{lesson}"
+        );
+    }
 
     #[test]
     fn one_cycle_rises_to_its_peak_and_ends_at_its_end_value() {
@@ -740,8 +898,10 @@ mod tests {
             "strong",
             "--early-stop",
             "3",
-            "--mirror-average",
-            "false",
+            "--views",
+            "one",
+            "--ema",
+            "0.999",
             "--label-smoothing",
             "0.05",
         ]);
@@ -749,8 +909,9 @@ mod tests {
             Recipe::strong().differences(&patient.recipe(ModelKind::Cnn).unwrap()),
             [
                 "no --early-stop, not --early-stop 3",
+                "--ema 0.0, not --ema 0.999",
                 "--label-smoothing 0.1, not --label-smoothing 0.05",
-                "--mirror-average true, not --mirror-average false"
+                "--views mirror, not --views one"
             ]
         );
     }
@@ -772,12 +933,46 @@ mod tests {
     }
 
     #[test]
+    fn augmentation_mirrors_as_told_and_cutout_zeroes_a_square() {
+        let images = Tensor::rand([16, 1, 28, 28], (Kind::Float, Device::Cpu)) + 0.5;
+        let with = |mirror: bool, cutout| {
+            tch::manual_seed(5);
+            let mirror = Tensor::full([16], i64::from(mirror), (Kind::Bool, Device::Cpu));
+            augment(&images, Some(&mirror), cutout)
+        };
+        let plain = with(false, 0);
+        assert!(
+            with(true, 0).equal(&plain.flip([3])),
+            "the same shifts, mirrored"
+        );
+        let cut = with(false, 8);
+        let lost = plain.ne_tensor(&cut); // [16, 1, 28, 28]
+        assert!(
+            cut.le_tensor(&plain).all().int64_value(&[]) == 1,
+            "only zeroes"
+        );
+        for i in 0..16 {
+            let lost = lost.get(i).squeeze_dim(0).nonzero(); // [n, 2]
+            let n = lost.size()[0];
+            assert!((1..=64).contains(&n), "image {i} lost {n} pixels");
+            let span = |d: i64| {
+                let at = lost.select(1, d);
+                at.max().int64_value(&[]) - at.min().int64_value(&[]) + 1
+            };
+            assert!(
+                span(0) <= 8 && span(1) <= 8,
+                "image {i}: not one 8×8 square"
+            );
+        }
+    }
+
+    #[test]
     fn augmentation_shifts_and_mirrors_each_image_but_keeps_it() {
         tch::manual_seed(3);
         // garments inside a 2-pixel border, as Fashion-MNIST's are: a crop loses nothing
         let inner = Tensor::rand([64, 1, 24, 24], (Kind::Float, Device::Cpu));
         let images = inner.constant_pad_nd([2, 2, 2, 2]); // [64, 1, 28, 28]
-        let out = augment(&images);
+        let out = augment(&images, None, 0);
         assert_eq!(out.size(), images.size());
         let mut changed = 0;
         for i in 0..64 {

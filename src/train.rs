@@ -17,6 +17,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::{self, Split};
 use crate::device::{self, DeviceChoice};
+use crate::ema::Ema;
 use crate::models;
 use crate::optim::Adam;
 use crate::progress;
@@ -219,26 +220,38 @@ struct Splits {
     test: Split,
 }
 
-/// What a run computes with: the network, its optimiser, and the training step.
+/// What a run computes with: the network, its optimiser, the moving average of its
+/// weights where the recipe keeps one, and the training step.
 struct Learner {
     vs: nn::VarStore,
     net: models::Network,
     adam: Adam,
+    ema: Option<Ema>,
 }
 
 impl Learner {
+    /// The network that is scored and saved, and its variables: the moving average's
+    /// where the recipe keeps one, else the trained one.
+    fn kept(&self) -> (&models::Network, &nn::VarStore) {
+        match &self.ema {
+            Some(ema) => (&ema.net, &ema.vs),
+            None => (&self.net, &self.vs),
+        }
+    }
+
     /// One optimisation step of `recipe` on images `xs` (`[b, 1, 28, 28]`) with labels
-    /// `ys` (`[b]`), at the step's learning rate and β₁: augmented as the recipe says,
-    /// forward, loss, backward, Adam. Returns the loss and the logits (`[b, 10]`).
+    /// `ys` (`[b]`), at the step's learning rate and β₁: augmented as the recipe says
+    /// (mirrored where `mirror` says, or at random), forward, loss, backward, Adam, and
+    /// the moving average. Returns the loss and the logits (`[b, 10]`).
     fn step(
         &mut self,
         recipe: &Recipe,
-        xs: &Tensor,
-        ys: &Tensor,
+        (xs, ys): (&Tensor, &Tensor),
+        mirror: Option<&Tensor>,
         at: recipe::StepSettings,
     ) -> Result<(Tensor, Tensor)> {
         let xs = match recipe.augment {
-            true => recipe::augment(xs),
+            true => recipe::augment(xs, mirror, i64::from(recipe.cutout)),
             false => xs.shallow_clone(),
         };
         let forward = || {
@@ -251,6 +264,9 @@ impl Learner {
             Precision::Bf16 => shim::cuda_autocast_bf16(forward)?,
         };
         self.adam.backward_step(&loss, at.learning_rate, at.beta1)?;
+        if let Some(ema) = &mut self.ema {
+            ema.update(self.adam.steps);
+        }
         Ok((loss, logits))
     }
 }
@@ -263,6 +279,9 @@ struct Run<'a> {
     state: State,
     dir: RunDir,
     steps_per_epoch: usize,
+    /// With alternating flips: whether each training image is mirrored in the odd epochs
+    /// (the others are, in the even ones).
+    odd_mirrors: Option<Tensor>,
     /// TensorBoard's event file of this session, unless turned off.
     events: Option<EventWriter>,
 }
@@ -293,7 +312,11 @@ impl<'a> Run<'a> {
             Optimizer::AdamW { weight_decay } => weight_decay,
         };
         let adam = Adam::new(&vs, weight_decay);
-        let mut learner = Learner { vs, net, adam };
+        let ema = match opts.recipe.ema {
+            decay if decay > 0.0 => Some(Ema::new(&opts.recipe.model, &vs, decay)?),
+            _ => None,
+        };
+        let mut learner = Learner { vs, net, adam, ema };
         let config = new_config(opts, device, data, &learner.vs);
         let training_images = splits.train.len() as u64;
         let (mut state, dir) = match opts.resume {
@@ -311,12 +334,15 @@ impl<'a> Run<'a> {
         };
         state.patience_from = state.patience_from.max(opts.patience_from.unwrap_or(0));
         let steps_per_epoch = (splits.train.len() as usize).div_ceil(opts.recipe.batch_size);
+        let odd_mirrors = (opts.recipe.augment && opts.recipe.alternate_flips)
+            .then(|| odd_mirrors(splits.train.len(), opts.seed, device));
         let mut run = Run {
             opts,
             learner,
             state,
             dir,
             steps_per_epoch,
+            odd_mirrors,
             events: None,
         };
         // a first checkpoint before any training: a folder that cannot take one fails now
@@ -393,8 +419,9 @@ impl<'a> Run<'a> {
         if let Some(events) = &mut self.events {
             events.flush()?;
         }
-        let Learner { vs, adam, .. } = &self.learner;
-        checkpoint::save(&self.dir.path, vs, adam, &self.state)
+        let Learner { vs, adam, ema, .. } = &self.learner;
+        let average = ema.as_ref().map(|ema| &ema.vs);
+        checkpoint::save(&self.dir.path, (vs, average), adam, &self.state)
     }
 
     fn interrupted(&self) -> Interrupted {
@@ -470,7 +497,14 @@ impl<'a> Run<'a> {
         let at = recipe.at_step(run_step, self.steps_per_epoch * recipe.epochs as usize);
         let xs = train.images_at(idx); // [b, 1, 28, 28]
         let ys = train.labels.index_select(0, idx); // [b]
-        let (loss, logits) = self.learner.step(recipe, &xs, &ys, at)?;
+        let mirror = self.odd_mirrors.as_ref().map(|odd| {
+            let odd = odd.index_select(0, idx);
+            match self.state.position.epoch % 2 {
+                1 => odd,
+                _ => odd.logical_not(),
+            }
+        });
+        let (loss, logits) = self.learner.step(recipe, (&xs, &ys), mirror.as_ref(), at)?;
         sums.add(&loss, &logits, &ys);
         if let Some(events) = &mut self.events {
             let done = run_step as i64 + 1;
@@ -498,11 +532,12 @@ impl<'a> Run<'a> {
     fn finish_epoch(&mut self, splits: &Splits) -> Result<()> {
         let started = Instant::now();
         let p = &self.state.position;
-        let test = score::score(&self.learner.net, &splits.test);
+        let (net, vs) = self.learner.kept();
+        let test = score::score(net, &splits.test);
         let validation_accuracy = splits
             .validation
             .as_ref()
-            .map(|v| score::score(&self.learner.net, v).accuracy);
+            .map(|v| score::score(net, v).accuracy);
         let seen = p.seen.max(1) as f64;
         let m = EpochMetrics {
             epoch: p.epoch,
@@ -530,10 +565,14 @@ impl<'a> Run<'a> {
         // the epoch and rewrites metrics.csv from the checkpoint. Its row comes before
         // best.safetensors and config.json name it, so a reader never meets a best epoch
         // that metrics.csv does not have yet.
-        self.dir.save_weights(&self.learner.vs, m.epoch)?;
+        let held = match self.learner.ema {
+            Some(_) => run_dir::Held::Average,
+            None => run_dir::Held::Trained,
+        };
+        self.dir.save_weights(vs, m.epoch, held)?;
         self.dir.append_metrics(&m)?;
         if best_epoch(&self.state.history) == Some(m.epoch) {
-            self.dir.save_best_weights(&self.learner.vs, m.epoch)?;
+            self.dir.save_best_weights(vs, m.epoch, held)?;
             self.dir.update_config(|c| c.best_epoch = Some(m.epoch))?;
         }
         self.save_checkpoint()?;
@@ -679,6 +718,15 @@ fn restore(out: &Path, how: Resume, learner: &mut Learner, training_images: u64)
                 out.display()
             );
             run_dir::copy_into(&mut learner.vs, &ck.weights, &source)?;
+            if let Some(ema) = &mut learner.ema {
+                ensure!(
+                    !ck.average.is_empty(),
+                    "{} holds no moving average of the weights (ema.*), which the run's \
+                     recipe keeps; resume it with the fashion-tch that made it",
+                    source.display()
+                );
+                run_dir::copy_into(&mut ema.vs, &ck.average, &source)?;
+            }
             learner
                 .adam
                 .load_state(&ck.optimizer, ck.optimizer_steps)
@@ -690,6 +738,10 @@ fn restore(out: &Path, how: Resume, learner: &mut Learner, training_images: u64)
         }
         None if how == Resume::FreshOptimizer => {
             run_dir::load_weights(&out.join(run_dir::WEIGHTS), &mut learner.vs)?;
+            if let Some(ema) = &mut learner.ema {
+                // the average starts afresh from the saved weights, as Adam does
+                ema.vs.copy(&learner.vs)?;
+            }
             Ok(State::fresh(run_dir::read_metrics(out)?, training_images))
         }
         None => bail!(
@@ -754,6 +806,16 @@ const CHECK_EVERY: usize = 100;
 fn shuffled(n: i64, seed: u64, epoch: u32, device: Device) -> Tensor {
     tch::manual_seed(position_seed(seed, epoch, u64::MAX));
     Tensor::randperm(n, (Kind::Int64, Device::Cpu)).to_device(device)
+}
+
+/// With alternating flips: whether each of the `n` training images is mirrored in the
+/// odd epochs, drawn once from the seed (on the CPU, the same on every device).
+fn odd_mirrors(n: i64, seed: u64, device: Device) -> Tensor {
+    // epoch 0 is no epoch of the run: a draw of its own
+    tch::manual_seed(position_seed(seed, 0, 0));
+    Tensor::rand([n], (Kind::Float, Device::Cpu))
+        .lt(0.5)
+        .to_device(device)
 }
 
 /// Seeds libtorch's generators for the draws of step `step` of epoch `epoch`

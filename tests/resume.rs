@@ -2,8 +2,9 @@
 //! kill -9 after a checkpoint within an epoch) and resumed ends with the same metrics.csv
 //! (every column but the seconds) and a byte-identical model.safetensors as the run that
 //! was never stopped. For the lesson's dense net, the lesson's CNN, and the strong recipe
-//! (one-cycle schedule, augmentation, dropout, batch norm, a validation split), on
-//! synthetic data, with a fixed --threads.
+//! (one-cycle schedule, augmentation with alternating flips and cutout, dropout, batch
+//! norm, a validation split, and a moving average of the weights, which
+//! model.safetensors then holds), on synthetic data, with a fixed --threads.
 
 mod common;
 
@@ -49,6 +50,12 @@ const CASES: [Case; 3] = [
             "4,8",
             "--batch-size",
             "32",
+            "--ema",
+            "0.99",
+            "--alternate-flips",
+            "true",
+            "--cutout",
+            "6",
         ],
     },
 ];

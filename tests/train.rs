@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{args, metrics_without_seconds, run_bin, stderr, write_synthetic};
-use fashion_tch::models::{Convs, ModelSpec};
+use fashion_tch::models::{Convs, ModelSpec, Views};
 use fashion_tch::{data, run_dir, score};
 use tch::{nn, Device};
 
@@ -82,10 +82,19 @@ fn train_dense_learns_and_keeps_its_run() {
 
 #[test]
 fn train_cnn_learns_and_keeps_its_run() {
-    trains_and_keeps_the_run(CNN, &["--filters", "4,8", "--hidden", "16"]);
+    let (_tmp, out, _) = trains_and_keeps_the_run(CNN, &["--filters", "4,8", "--hidden", "16"]);
+    assert_eq!(held(&out.join("model.safetensors")), "trained");
+}
+
+/// Which weights a weights file says it holds.
+fn held(file: &Path) -> String {
+    let bytes = fs::read(file).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    header.metadata().as_ref().unwrap()["weights"].clone()
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one story, start to end")]
 fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
     let (_tmp, out, stdout) = trains_and_keeps_the_run(
         CNN,
@@ -98,7 +107,19 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
             "4,8,8",
             "--batch-size",
             "32",
+            "--ema",
+            "0.99",
         ],
+    );
+    // the saved weights say which they are: the moving average of the weights
+    for file in ["model.safetensors", "best.safetensors"] {
+        assert_eq!(held(&out.join(file)), "ema", "{file}");
+    }
+    // the train curves are labelled as what they measure, not what is scored
+    let curves = fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert!(
+        curves.contains("train (augmented, dropout on, smoothed labels)"),
+        "curves.svg does not say how the train figures were taken"
     );
     // a tenth of the 600 synthetic training images is held out, and scored every epoch
     assert!(
@@ -120,7 +141,7 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
             convs: Convs::new(vec![1, 2]),
             batch_norm: true,
             dropout: 0.1,
-            mirror_average: true,
+            views: Views::Mirror,
         }
     );
     // evaluate draws its pictures, the first layer's filters through its batch norm too

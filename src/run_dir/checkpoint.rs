@@ -3,6 +3,7 @@
 //! optimiser state:
 //! - the weights, as `model.<variable>` (batch norm's running statistics included);
 //! - Adam's moments, as `optimizer.exp_avg.<variable>` and `optimizer.exp_avg_sq.<…>`;
+//! - where the recipe keeps one, the moving average of the weights, as `ema.<variable>`;
 //! - in the file's metadata (JSON under the key `fashion_tch`): its `format_version`, the
 //!   position in the run (epoch, steps done, the epoch's running sums), Adam's step count,
 //!   and the finished epochs' rows of `metrics.csv`, which a resume writes back. Format 1
@@ -130,14 +131,25 @@ pub(crate) struct Checkpoint {
     pub weights: HashMap<String, Tensor>,
     /// Adam's moments, named as [`Adam::state`] names them.
     pub optimizer: HashMap<String, Tensor>,
+    /// The moving average of the weights by variable name (empty without one).
+    pub average: HashMap<String, Tensor>,
 }
 
-/// Writes the checkpoint of a run at `state` into the folder `run`.
-pub(crate) fn save(run: &Path, vs: &VarStore, adam: &Adam, state: &State) -> Result<()> {
-    let tensors: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(name, t)| (format!("model.{name}"), t))
+/// Writes the checkpoint of a run at `state` into the folder `run`: its weights `vs`,
+/// their moving average `average` where it keeps one, and `adam`'s state.
+pub(crate) fn save(
+    run: &Path,
+    (vs, average): (&VarStore, Option<&VarStore>),
+    adam: &Adam,
+    state: &State,
+) -> Result<()> {
+    let named = |prefix: &'static str, vs: &VarStore| {
+        vs.variables()
+            .into_iter()
+            .map(move |(name, t)| (format!("{prefix}.{name}"), t))
+    };
+    let tensors: Vec<(String, Tensor)> = named("model", vs)
+        .chain(average.into_iter().flat_map(|vs| named("ema", vs)))
         .chain(
             adam.state()
                 .into_iter()
@@ -165,13 +177,16 @@ pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>> {
         ..
     } = metadata_of(&path, &bytes)?;
     let file = SafeTensors::deserialize(&bytes).with_context(|| damaged(&path))?;
-    let (mut weights, mut optimizer) = (HashMap::new(), HashMap::new());
+    let (mut weights, mut optimizer, mut average) =
+        (HashMap::new(), HashMap::new(), HashMap::new());
     for (name, view) in file.tensors() {
         let tensor = Tensor::try_from(view).with_context(|| damaged(&path))?;
         if let Some(var) = name.strip_prefix("model.") {
             weights.insert(var.to_string(), tensor);
         } else if let Some(moment) = name.strip_prefix("optimizer.") {
             optimizer.insert(moment.to_string(), tensor);
+        } else if let Some(var) = name.strip_prefix("ema.") {
+            average.insert(var.to_string(), tensor);
         }
     }
     Ok(Some(Checkpoint {
@@ -179,6 +194,7 @@ pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>> {
         optimizer_steps,
         weights,
         optimizer,
+        average,
     }))
 }
 
@@ -264,7 +280,7 @@ mod tests {
             training_images: 600,
         };
         assert!(load(dir.path()).unwrap().is_none());
-        save(dir.path(), &vs, &adam, &state).unwrap();
+        save(dir.path(), (&vs, None), &adam, &state).unwrap();
         let back = load(dir.path()).unwrap().unwrap();
         assert_eq!(back.state, state);
         assert_eq!(back.optimizer_steps, adam.steps);

@@ -4,7 +4,9 @@
 //! - 1: before recipes were saved whole (no `format_version`; a recipe name, or none,
 //!   with the model and settings beside it);
 //! - 2: the whole recipe (no `format_version` yet);
-//! - 3: `format_version` 3, and every setting of the model written out.
+//! - 3: `format_version` 3, and every setting of the model written out;
+//! - 4: the model's test-time `views` in place of `mirror_average`, and the recipe's
+//!   `ema`, `alternate_flips` and `cutout` (0 and false in older formats).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use crate::models::ModelSpec;
 use crate::recipe::{Recipe, RecipeName};
 
 /// The format `config.json` is written in.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Everything a run was made with, saved as `config.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -100,6 +102,7 @@ pub fn parse(text: &str) -> Result<RunConfig> {
     while version < FORMAT_VERSION {
         json = match version {
             1 => from_1(json)?,
+            3 => from_3(json),
             _ => json,
         };
         version += 1;
@@ -142,10 +145,35 @@ fn from_1(mut json: Value) -> Result<Value> {
     Ok(json)
 }
 
+/// Format 3 (and before) to 4: a CNN's `mirror_average: true` is the `views` "mirror",
+/// and false (or none) "one". The recipe's new settings are off: none of those runs had
+/// them (format 1's recipe, filled in from today's, may have them on).
+fn from_3(mut json: Value) -> Value {
+    if let Some(recipe) = json.get_mut("recipe").and_then(Value::as_object_mut) {
+        recipe.insert("ema".into(), 0.0.into());
+        recipe.insert("alternate_flips".into(), false.into());
+        recipe.insert("cutout".into(), 0.into());
+    }
+    if let Some(model) = json
+        .get_mut("recipe")
+        .and_then(|r| r.get_mut("model"))
+        .and_then(Value::as_object_mut)
+    {
+        if let Some(mirror) = model.remove("mirror_average") {
+            let views = match mirror.as_bool() {
+                Some(true) => "mirror",
+                _ => "one",
+            };
+            model.insert("views".into(), views.into());
+        }
+    }
+    json
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::models::ModelKind;
+    use crate::models::{ModelKind, Views};
 
     pub(crate) fn config() -> RunConfig {
         RunConfig {
@@ -209,21 +237,16 @@ pub(crate) mod tests {
         );
         assert_eq!((old.recipe.epochs, old.recipe.validation_images), (18, 100));
         assert_eq!(old.seed, 3);
-        // its network as it was, though today's strong recipe scores with mirror images
-        assert!(matches!(
-            old.model(),
-            ModelSpec::Cnn {
-                mirror_average: false,
-                ..
-            }
-        ));
-        assert!(matches!(
-            Recipe::strong().model,
-            ModelSpec::Cnn {
-                mirror_average: true,
-                ..
-            }
-        ));
+        // its network and recipe as they were, though today's strong recipe scores other
+        // views, and may average its weights
+        let views = |model: &ModelSpec| match model {
+            ModelSpec::Cnn { views, .. } => *views,
+            ModelSpec::Dense { .. } => Views::One,
+        };
+        assert_eq!(views(old.model()), Views::One);
+        assert_ne!(views(&Recipe::strong().model), Views::One);
+        assert_eq!(old.recipe.ema, 0.0);
+        assert!(!old.recipe.alternate_flips && old.recipe.cutout == 0);
 
         // before recipes, and before --validation: the lesson's way, nothing held out
         write(old_config(None, None));
@@ -234,5 +257,26 @@ pub(crate) mod tests {
         write(old_config(Some("strong"), Some(-5)));
         let err = format!("{:#}", read_config(dir.path()).unwrap_err());
         assert!(err.contains("not a valid run config"), "{err}");
+    }
+
+    #[test]
+    fn format_3_scores_with_the_mirror_as_it_said() {
+        let mut json = serde_json::to_value(RunConfig {
+            recipe: Recipe {
+                model: ModelSpec::lesson_cnn(),
+                ..config().recipe
+            },
+            ..config()
+        })
+        .unwrap();
+        json["format_version"] = 3.into();
+        let model = json["recipe"]["model"].as_object_mut().unwrap();
+        model.remove("views");
+        for (mirror, views) in [(true, Views::Mirror), (false, Views::One)] {
+            json["recipe"]["model"]["mirror_average"] = mirror.into();
+            let back = parse(&json.to_string()).unwrap();
+            assert!(matches!(back.model(), ModelSpec::Cnn { views: v, .. } if *v == views));
+            assert_eq!(back.format_version, FORMAT_VERSION);
+        }
     }
 }

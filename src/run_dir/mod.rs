@@ -56,6 +56,26 @@ pub const WEIGHTS: &str = "model.safetensors";
 pub(crate) const BEST_WEIGHTS: &str = "best.safetensors";
 /// The metadata key of `model.safetensors` and `best.safetensors` that names their epoch.
 const EPOCH_KEY: &str = "epoch";
+/// Their metadata key that says which weights they hold, as [`Held`] names them.
+const HELD_KEY: &str = "weights";
+
+/// Which weights a weights file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// The weights as the last step left them.
+    Trained,
+    /// The moving average of the weights (`--ema`).
+    Average,
+}
+
+impl Held {
+    fn name(self) -> &'static str {
+        match self {
+            Held::Trained => "trained",
+            Held::Average => "ema",
+        }
+    }
+}
 
 /// The epoch whose weights `best.safetensors` in `run` holds, as the file says; `None`
 /// when there is no such file, or it does not say.
@@ -189,16 +209,20 @@ impl RunDir {
     }
 
     /// Saves the weights of epoch `epoch` as `model.safetensors`; the file says which
-    /// epoch it holds, so a reader never pairs them with another epoch's row.
-    pub fn save_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
-        let metadata = HashMap::from([(EPOCH_KEY.to_string(), epoch.to_string())]);
-        save_weights(&self.path.join(WEIGHTS), vs, Some(metadata))
+    /// epoch it holds, so a reader never pairs them with another epoch's row, and which
+    /// weights (`held`).
+    pub fn save_weights(&self, vs: &VarStore, epoch: u32, held: Held) -> Result<()> {
+        save_weights(
+            &self.path.join(WEIGHTS),
+            vs,
+            Some(weights_metadata(epoch, held)),
+        )
     }
 
     /// Saves the weights of epoch `epoch`, the best on validation, as `best.safetensors`;
-    /// the file says which epoch it holds.
-    pub(crate) fn save_best_weights(&self, vs: &VarStore, epoch: u32) -> Result<()> {
-        let metadata = HashMap::from([(EPOCH_KEY.to_string(), epoch.to_string())]);
+    /// the file says which epoch it holds, and which weights.
+    pub(crate) fn save_best_weights(&self, vs: &VarStore, epoch: u32, held: Held) -> Result<()> {
+        let metadata = weights_metadata(epoch, held);
         save_weights(&self.path.join(BEST_WEIGHTS), vs, Some(metadata))
     }
 
@@ -221,6 +245,14 @@ impl RunDir {
     }
 }
 
+/// What a weights file's header says: its epoch, and which weights it holds.
+fn weights_metadata(epoch: u32, held: Held) -> HashMap<String, String> {
+    HashMap::from([
+        (EPOCH_KEY.to_string(), epoch.to_string()),
+        (HELD_KEY.to_string(), held.name().to_string()),
+    ])
+}
+
 fn metrics_row(m: &EpochMetrics) -> String {
     let validation = m
         .validation_accuracy
@@ -229,6 +261,19 @@ fn metrics_row(m: &EpochMetrics) -> String {
         "{},{:.6},{:.6},{:.6},{:.6},{:.3}{validation}\n",
         m.epoch, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
     )
+}
+
+/// How a recipe's training batches differ from what is scored, in a few words each.
+fn as_trained(recipe: &crate::recipe::Recipe) -> Vec<&'static str> {
+    let dropout = matches!(recipe.model, ModelSpec::Cnn { dropout, .. } if dropout > 0.0);
+    [
+        (recipe.augment, "augmented"),
+        (dropout, "dropout on"),
+        (recipe.label_smoothing > 0.0, "smoothed labels"),
+    ]
+    .into_iter()
+    .filter_map(|(on, what)| on.then_some(what))
+    .collect()
 }
 
 /// Errs unless the folder `path` is empty (a lock file aside): a run's results, or
@@ -298,7 +343,9 @@ pub fn save_weights(
 }
 
 /// Redraws a run's `curves.svg` from its finished epochs: loss and accuracy, train and
-/// test, and validation accuracy where images were held out.
+/// test, and validation accuracy where images were held out. Where the training batches
+/// were not what is scored (augmented, dropout on, labels smoothed), the train lines'
+/// label says so: their loss sits above the test loss by design, not by a bug.
 pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
     let line = |label: &str, get: fn(&EpochMetrics) -> Option<f64>| Line {
         label: label.into(),
@@ -307,12 +354,16 @@ pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
             .filter_map(|m| Some((f64::from(m.epoch), get(m)?)))
             .collect(),
     };
+    let train = match read_config(run).map(|c| as_trained(&c.recipe)) {
+        Ok(how) if !how.is_empty() => format!("train ({})", how.join(", ")),
+        _ => "train".to_string(),
+    };
     let loss = [
-        line("train", |m| Some(m.train_loss)),
+        line(&train, |m| Some(m.train_loss)),
         line("test", |m| Some(m.test_loss)),
     ];
     let mut accuracy = vec![
-        line("train", |m| Some(m.train_accuracy)),
+        line(&train, |m| Some(m.train_accuracy)),
         line("test", |m| Some(m.test_accuracy)),
         line("validation", |m| m.validation_accuracy),
     ];
@@ -581,7 +632,7 @@ mod tests {
         let dense = ModelSpec::Dense { hidden: 128 };
         let vs = VarStore::new(tch::Device::Cpu);
         let _ = dense.build(&vs.root());
-        rd.save_weights(&vs, 1).unwrap();
+        rd.save_weights(&vs, 1, Held::Trained).unwrap();
         let weights = dir.path().join(WEIGHTS);
         let mut other = VarStore::new(tch::Device::Cpu);
         let _ = ModelSpec::lesson_cnn().build(&other.root());

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use fashion_tch::data::{write_idx_dir, SIDE};
-use fashion_tch::models::{ModelKind, ModelSpec};
+use fashion_tch::models::{ModelKind, ModelSpec, Views};
 use fashion_tch::recipe::Recipe;
-use fashion_tch::run_dir::{EpochMetrics, RunConfig, RunDir};
+use fashion_tch::run_dir::{EpochMetrics, Held, RunConfig, RunDir};
 
 /// Pixels and labels of `n` images whose class is drawn over noise: a bright band of two
 /// rows at rows 5·(c mod 5) + 3 and + 4, and for classes 5 to 9 a bright stripe down the
@@ -69,7 +69,7 @@ pub fn small_cnn_spec() -> ModelSpec {
         convs: Default::default(),
         batch_norm: false,
         dropout: 0.0,
-        mirror_average: false,
+        views: Views::One,
     }
 }
 
@@ -111,7 +111,7 @@ pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
         })
         .unwrap();
     }
-    run.save_weights(&vs, epochs).unwrap();
+    run.save_weights(&vs, epochs, Held::Trained).unwrap();
     dir.to_path_buf()
 }
 
