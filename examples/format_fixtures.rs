@@ -19,10 +19,11 @@ fn fixtures() -> PathBuf {
 }
 
 /// The fixture folders, and whether each has a checkpoint.
-const FOLDERS: [(&str, bool); 3] = [
+const FOLDERS: [(&str, bool); 4] = [
     ("config-1-lesson-checkpoint-1", true),
     ("config-1-no-recipe-no-checkpoint", false),
     ("config-2-checkpoint-1", true),
+    ("config-3-checkpoint-2", true),
 ];
 
 /// Writes the fixtures: a dense net of 4 hidden units, one finished epoch, in each
@@ -63,6 +64,16 @@ fn main() {
                 "epochs": 1, "validation_images": 0
             }
         })),
+        with(serde_json::json!({
+            "format_version": 3,
+            "recipe": {
+                "name": "lesson", "model": {"kind": "dense", "hidden": 4},
+                "optimizer": {"kind": "adam"}, "schedule": "constant", "augment": false,
+                "label_smoothing": 0.0, "batch_size": 32, "learning_rate": 0.001,
+                "epochs": 1, "validation_images": 0, "early_stop": null, "precision": "f32"
+            },
+            "best_epoch": null, "stopped_early": null
+        })),
     ];
     let position = serde_json::json!({
         "epoch": 2, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0
@@ -77,6 +88,10 @@ fn main() {
         Some(serde_json::json!({
             "position": position, "optimizer_steps": 19, "history": history,
             "patience_from": 0, "training_images": 600
+        })),
+        Some(serde_json::json!({
+            "format_version": 2, "optimizer_steps": 19, "position": position,
+            "history": history, "patience_from": 0, "training_images": 600
         })),
     ];
     for (((name, _), config), state) in FOLDERS.iter().zip(configs).zip(states) {

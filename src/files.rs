@@ -3,7 +3,7 @@
 //! the file and say what the system said ("No space left on device").
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
 
@@ -71,9 +71,35 @@ pub fn write_safetensors(
         .map(|(name, t)| Ok((name.as_str(), Bytes::of(t)?)))
         .collect::<Result<Vec<_>>>()
         .with_context(|| format!("writing {}", path.display()))?;
-    let bytes = safetensors::tensor::serialize(views, &metadata)
+    let bytes = safetensors::tensor::serialize(views, &None)
+        .map_err(anyhow::Error::from)
+        .and_then(|bytes| match metadata {
+            Some(metadata) => with_metadata(&bytes, metadata),
+            None => Ok(bytes),
+        })
         .with_context(|| format!("encoding {}", path.display()))?;
     write_atomically(path, &bytes)
+}
+
+/// The safetensors file `bytes` with `metadata` in its header, in the order of its keys:
+/// safetensors writes them in a `HashMap`'s order, which changes from one process to the
+/// next, and a run resumed must write the very bytes of one never stopped.
+fn with_metadata(bytes: &[u8], metadata: HashMap<String, String>) -> Result<Vec<u8>> {
+    let corrupt = || anyhow::anyhow!("safetensors wrote a header it cannot have");
+    let size: [u8; 8] = bytes.get(..8).ok_or_else(corrupt)?.try_into()?;
+    let end = 8 + usize::try_from(u64::from_le_bytes(size))?;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end).ok_or_else(corrupt)?)?;
+    let sorted: BTreeMap<String, String> = metadata.into_iter().collect();
+    header.insert("__metadata__".into(), serde_json::to_value(sorted)?);
+    let mut json = serde_json::to_vec(&header)?;
+    // the data that follows starts 8-byte aligned, as safetensors pads it
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - end);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[end..]);
+    Ok(out)
 }
 
 /// A tensor's bytes, as safetensors holds them: contiguous, on the host.
@@ -106,5 +132,40 @@ impl View for Bytes {
     }
     fn data_len(&self) -> usize {
         self.data.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_safetensors_file_with_metadata_has_the_same_bytes_every_time_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = vec![
+            ("b".to_string(), Tensor::from_slice(&[1.0f32, 2.0, 3.0])),
+            ("a".to_string(), Tensor::from_slice(&[7i64])),
+        ];
+        let write = |name: &str| {
+            // a new HashMap each time: its order of keys is drawn afresh
+            let metadata: HashMap<String, String> = ["epoch", "weights", "x", "y", "z"]
+                .iter()
+                .map(|k| (k.to_string(), format!("{k}!")))
+                .collect();
+            let path = dir.path().join(name);
+            write_safetensors(&path, &tensors, Some(metadata)).unwrap();
+            fs::read(path).unwrap()
+        };
+        let first = write("0.safetensors");
+        for i in 1..8 {
+            assert!(write(&format!("{i}.safetensors")) == first, "file {i} differs");
+        }
+        let (_, header) = safetensors::SafeTensors::read_metadata(&first).unwrap();
+        assert_eq!(header.metadata().as_ref().unwrap()["weights"], "weights!");
+        let back = Tensor::read_safetensors(dir.path().join("0.safetensors")).unwrap();
+        let b = back.iter().find(|(n, _)| n == "b").unwrap();
+        assert!(b.1.equal(&tensors[0].1));
+        let header_len = u64::from_le_bytes(first[..8].try_into().unwrap());
+        assert_eq!(header_len % 8, 0, "the data stays 8-byte aligned");
     }
 }

@@ -1,7 +1,8 @@
 //! Run folders of every earlier format, kept under tests/fixtures/, still load, evaluate
 //! and train on: config.json formats 1 (before whole recipes, with a recipe name or
-//! none, with and without a checkpoint) and 2 (the whole recipe, before
-//! format_version), and checkpoint metadata format 1 (before format_version).
+//! none, with and without a checkpoint), 2 (the whole recipe, before format_version) and
+//! 3 (before test-time views and the moving average), and checkpoint metadata formats 1
+//! (before format_version) and 2.
 //!
 //! `cargo run --release --example format_fixtures` wrote them.
 
@@ -28,7 +29,7 @@ fn fixture_runs() -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .collect();
     runs.sort();
-    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert_eq!(runs.len(), 4, "{runs:?}");
     runs
 }
 
@@ -79,7 +80,8 @@ fn run_folders_of_every_earlier_format_load_evaluate_and_train_on() {
         );
         assert_eq!(run_dir::read_metrics(&run).unwrap().len(), 2, "{name}");
         let text = fs::read_to_string(run.join("config.json")).unwrap();
-        assert!(text.contains("\"format_version\": 3"), "{name}: {text}");
+        let written = format!("\"format_version\": {FORMAT_VERSION}");
+        assert!(text.contains(&written), "{name}: {text}");
     }
 }
 
