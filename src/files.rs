@@ -158,7 +158,10 @@ mod tests {
         };
         let first = write("0.safetensors");
         for i in 1..8 {
-            assert!(write(&format!("{i}.safetensors")) == first, "file {i} differs");
+            assert!(
+                write(&format!("{i}.safetensors")) == first,
+                "file {i} differs"
+            );
         }
         let (_, header) = safetensors::SafeTensors::read_metadata(&first).unwrap();
         assert_eq!(header.metadata().as_ref().unwrap()["weights"], "weights!");

@@ -201,16 +201,14 @@ impl Recipe {
             optimizer: Optimizer::AdamW { weight_decay: 0.05 },
             schedule: Schedule::OneCycle,
             augment: true,
-            alternate_flips: false,
-            cutout: 0,
-            ema: 0.0,
             label_smoothing: 0.1,
             batch_size: 128,
             learning_rate: 5e-3,
             epochs: 32,
             validation_images: 5_000,
-            early_stop: None,
-            precision: Precision::F32,
+            // the rest as the lesson has it: no moving average, flips at random, no
+            // cutout, no early stop, float32
+            ..Recipe::lesson(ModelKind::Cnn)
         }
     }
 
