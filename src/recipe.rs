@@ -38,7 +38,7 @@ pub struct Recipe {
     #[serde(default)]
     pub cutout: u32,
     /// The decay of the moving average of the weights that is scored and saved
-    /// ([`crate::ema`]); 0 for none, the weights of the last step.
+    /// (`src/ema.rs`); 0 for none, the weights of the last step.
     #[serde(default)]
     pub ema: f64,
     /// The share of each label spread evenly over the ten classes (0: plain labels).
