@@ -254,6 +254,11 @@ impl Recipe {
                 "cutout must be at most the image's 28 pixels",
             ),
             (
+                self.augment || (self.cutout == 0 && !self.alternate_flips),
+                "--cutout and --alternate-flips change augmented batches, and this recipe \
+                 does not augment (--recipe strong does)",
+            ),
+            (
                 model_ok,
                 "the model needs units in every layer, 1 to 4 blocks, dropout in [0, 1)",
             ),
@@ -877,6 +882,13 @@ mod tests {
             err.contains("no recipe 'strong' for the dense network"),
             "{err}"
         );
+        for flag in [["--cutout", "4"], ["--alternate-flips", "true"]] {
+            let err = flags(&flag).recipe(ModelKind::Cnn).unwrap_err();
+            assert!(err.contains("does not augment"), "{flag:?}: {err}");
+            let mut strong = vec!["--recipe", "strong"];
+            strong.extend(flag);
+            assert!(flags(&strong).recipe(ModelKind::Cnn).is_ok(), "{flag:?}");
+        }
         let err = flags(&["--convs", "1,2,2"])
             .recipe(ModelKind::Cnn)
             .unwrap_err();
