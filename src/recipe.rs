@@ -882,13 +882,6 @@ mod tests {
             err.contains("no recipe 'strong' for the dense network"),
             "{err}"
         );
-        for flag in [["--cutout", "4"], ["--alternate-flips", "true"]] {
-            let err = flags(&flag).recipe(ModelKind::Cnn).unwrap_err();
-            assert!(err.contains("does not augment"), "{flag:?}: {err}");
-            let mut strong = vec!["--recipe", "strong"];
-            strong.extend(flag);
-            assert!(flags(&strong).recipe(ModelKind::Cnn).is_ok(), "{flag:?}");
-        }
         let err = flags(&["--convs", "1,2,2"])
             .recipe(ModelKind::Cnn)
             .unwrap_err();
@@ -924,6 +917,17 @@ mod tests {
                 "--views mirror, not --views one"
             ]
         );
+    }
+
+    #[test]
+    fn cutout_and_alternating_flips_need_augmented_batches() {
+        for flag in [["--cutout", "4"], ["--alternate-flips", "true"]] {
+            let err = flags(&flag).recipe(ModelKind::Cnn).unwrap_err();
+            assert!(err.contains("does not augment"), "{flag:?}: {err}");
+            let mut strong = vec!["--recipe", "strong"];
+            strong.extend(flag);
+            assert!(flags(&strong).recipe(ModelKind::Cnn).is_ok(), "{flag:?}");
+        }
     }
 
     #[test]
