@@ -10,7 +10,7 @@
 //! last step left them, from the checkpoint, which differ from `last` where the run keeps
 //! a moving average of them (`--ema`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -18,7 +18,7 @@ use clap::ValueEnum;
 use fashion_tch::models::{ModelSpec, Views};
 use fashion_tch::run_dir::{self, checkpoint, Weights};
 use fashion_tch::{data, score};
-use tch::{nn::VarStore, Device, Tensor};
+use tch::{nn::VarStore, Device};
 
 fn main() -> Result<()> {
     let mut args = std::env::args_os().skip(1);
@@ -35,7 +35,7 @@ fn main() -> Result<()> {
         )?,
     };
     if which.as_deref() == Some("trained") {
-        loaded.weights = take_trained(&run, &loaded.vs)?;
+        loaded.weights = checkpoint::load_trained_weights(&run, &mut loaded.vs)?;
     }
     let held_out = i64::from(loaded.config.recipe.validation_images);
     ensure!(
@@ -72,22 +72,4 @@ fn main() -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Puts the weights as the last step left them, from the checkpoint of the run in `run`,
-/// into `vs`; returns the checkpoint's path.
-fn take_trained(run: &Path, vs: &VarStore) -> Result<PathBuf> {
-    let file = run.join(checkpoint::FILE);
-    let stored =
-        Tensor::read_safetensors(&file).with_context(|| format!("reading {}", file.display()))?;
-    let mut vars = vs.variables();
-    tch::no_grad(|| -> Result<()> {
-        for (name, t) in &stored {
-            if let Some(var) = name.strip_prefix("model.").and_then(|n| vars.get_mut(n)) {
-                var.f_copy_(t)?;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(file)
 }

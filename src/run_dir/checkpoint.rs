@@ -198,6 +198,16 @@ pub(crate) fn load(run: &Path) -> Result<Option<Checkpoint>> {
     }))
 }
 
+/// Puts the weights of the checkpoint in the folder `run`, as its last step left them,
+/// into `vs` (they differ from `model.safetensors` where the run keeps a moving average
+/// of them); returns the checkpoint's path.
+pub fn load_trained_weights(run: &Path, vs: &mut VarStore) -> Result<std::path::PathBuf> {
+    let path = run.join(FILE);
+    let checkpoint = load(run)?.with_context(|| format!("{} has no {FILE}", run.display()))?;
+    super::copy_into(vs, &checkpoint.weights, &path)?;
+    Ok(path)
+}
+
 /// Reads only the [`State`] of the checkpoint in `run` (its header, not its tensors).
 pub fn read_state(run: &Path) -> Result<Option<State>> {
     let path = run.join(FILE);
