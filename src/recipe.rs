@@ -204,7 +204,7 @@ impl Recipe {
             label_smoothing: 0.1,
             batch_size: 128,
             learning_rate: 5e-3,
-            epochs: 32,
+            epochs: 36,
             validation_images: 5_000,
             // the rest as the lesson has it: no moving average, flips at random, no
             // cutout, no early stop, float32
