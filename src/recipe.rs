@@ -522,6 +522,13 @@ pub struct RecipeArgs {
     #[arg(long, value_name = "SHARE", value_parser = share)]
     pub label_smoothing: Option<f64>,
 
+    /// AdamW's weight decay: each step shrinks the weights by this share of the learning
+    /// rate, apart from the gradient; 0 or more; AdamW only (--recipe strong)
+    /// [default: 0.05 with --recipe strong]
+    #[arg(long, value_name = "DECAY", value_parser = non_negative_f64)]
+    #[serde(skip)]
+    pub weight_decay: Option<f64>,
+
     /// Keep an exponential moving average of the weights, moving a share 1 - DECAY of the
     /// way to the trained weights after every step, and use it for validation, testing
     /// and the saved weights (model.safetensors, best.safetensors); from 0 (none) to below
@@ -556,6 +563,15 @@ fn share(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a finite number of 0 or more (`--weight-decay`).
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("{s} is not a finite number of 0 or more")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
+}
+
 /// Parses a number above 0 (`--lr`).
 pub(crate) fn positive_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -585,6 +601,13 @@ impl Overrides {
         epochs: Option<u32>,
     ) -> Overrides {
         let mut fields = given(settings);
+        // the optimiser's own setting lives in the recipe's `optimizer`
+        if let Some(decay) = settings.weight_decay {
+            fields.insert(
+                "optimizer".into(),
+                serde_json::json!({ "weight_decay": decay }),
+            );
+        }
         let model = given(model);
         if !model.is_empty() {
             fields.insert("model".into(), Value::Object(model));
@@ -619,6 +642,13 @@ impl Overrides {
 
     /// `base` with every flag's change (`--recipe` aside), checked.
     pub fn apply(&self, base: &Recipe) -> Result<Recipe, String> {
+        if self.fields.contains_key("optimizer") && base.optimizer == Optimizer::Adam {
+            return Err(
+                "--weight-decay sets AdamW's decay, and this recipe trains with plain Adam \
+                 (--recipe strong uses AdamW)"
+                    .into(),
+            );
+        }
         let mut recipe = serde_json::to_value(base).map_err(|e| e.to_string())?;
         merge(&mut recipe, &self.fields)?;
         // --convs as given, before its counts are shortened: one, or one per block
@@ -928,6 +958,29 @@ mod tests {
             strong.extend(flag);
             assert!(flags(&strong).recipe(ModelKind::Cnn).is_ok(), "{flag:?}");
         }
+    }
+
+    #[test]
+    fn weight_decay_sets_adamw_and_only_adamw() {
+        let decayed = flags(&["--recipe", "strong", "--weight-decay", "0.1"])
+            .recipe(ModelKind::Cnn)
+            .unwrap();
+        assert_eq!(decayed.optimizer, Optimizer::AdamW { weight_decay: 0.1 });
+        assert_eq!(
+            Recipe::strong().differences(&decayed),
+            ["--weight-decay 0.05, not --weight-decay 0.1"]
+        );
+        let written = decayed.flags_over(&Recipe::strong()).unwrap();
+        assert_eq!(written, ["--weight-decay", "0.1"]);
+        let err = flags(&["--weight-decay", "0.1"])
+            .recipe(ModelKind::Cnn)
+            .unwrap_err();
+        assert!(
+            err.contains("--weight-decay") && err.contains("plain Adam"),
+            "{err}"
+        );
+        assert!(non_negative_f64("-0.1").unwrap_err().contains("-0.1"));
+        assert!(non_negative_f64("inf").is_err());
     }
 
     #[test]
