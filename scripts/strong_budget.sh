@@ -12,7 +12,8 @@
 # The release binary is built first and copied aside, so no later build changes it
 # mid-run. The run folders stay in .bench/strong (git-ignored): `evaluate` on each gives
 # its figure back. The times are wall-clock seconds from start to exit, loading the data
-# and scoring the test set after every epoch included.
+# and scoring the test set after every epoch included. Each run writes what the user's
+# command writes, TensorBoard events too.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -42,7 +43,7 @@ calc() { awk "BEGIN { print $1 }"; }
 accuracy() { tail -n 1 "$1/metrics.csv" | cut -d, -f5; }
 
 lesson=$OUT/lesson-$STAMP
-"$BIN/train_cnn" --epochs 1 --quiet --no-tensorboard --out "$lesson" >"$lesson.log" 2>&1
+"$BIN/train_cnn" --epochs 1 --quiet --out "$lesson" >"$lesson.log" 2>&1
 epoch=$(tail -n 1 "$lesson/metrics.csv" | cut -d, -f6)
 budget=$(calc "100 * $epoch")
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
@@ -53,7 +54,7 @@ printf '%-6s %-14s %-10s %s\n' seed "test accuracy" seconds "of the budget"
 sum=0
 for s in "${SEEDS[@]}"; do
   run=$OUT/strong-s$s-$STAMP
-  secs=$(timed "$run.log" "$BIN/train_cnn" --recipe strong --validation 0 --seed "$s" --quiet --no-tensorboard --out "$run")
+  secs=$(timed "$run.log" "$BIN/train_cnn" --recipe strong --validation 0 --seed "$s" --quiet --out "$run")
   acc=$(accuracy "$run")
   sum=$(calc "$sum + $acc")
   printf '%-6s %-14s %-10.0f %.0f%%\n' "$s" "$acc" "$secs" "$(calc "100 * $secs / $budget")"
