@@ -554,8 +554,8 @@ pub struct RecipeArgs {
     pub precision: Option<Precision>,
 }
 
-/// Parses a share from 0 to below 1 (`--label-smoothing`).
-fn share(s: &str) -> Result<f64, String> {
+/// Parses a share from 0 to below 1 (`--label-smoothing`, `--dropout`).
+pub(crate) fn share(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
         Ok(_) => Err(format!("{s} is not from 0 to below 1")),
@@ -961,7 +961,7 @@ mod tests {
     }
 
     #[test]
-    fn weight_decay_sets_adamw_and_only_adamw() {
+    fn weight_decay_sets_adamw_and_only_adamw_and_dropout_reads_back() {
         let decayed = flags(&["--recipe", "strong", "--weight-decay", "0.1"])
             .recipe(ModelKind::Cnn)
             .unwrap();
@@ -972,6 +972,14 @@ mod tests {
         );
         let written = decayed.flags_over(&Recipe::strong()).unwrap();
         assert_eq!(written, ["--weight-decay", "0.1"]);
+        // --dropout, the model's, reads the same way
+        let dropped = flags(&["--recipe", "strong", "--dropout", "0.2"])
+            .recipe(ModelKind::Cnn)
+            .unwrap();
+        assert_eq!(
+            Recipe::strong().differences(&dropped),
+            ["--dropout 0.1, not --dropout 0.2"]
+        );
         let err = flags(&["--weight-decay", "0.1"])
             .recipe(ModelKind::Cnn)
             .unwrap_err();
