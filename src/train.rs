@@ -563,14 +563,15 @@ impl<'a> Run<'a> {
         // The files of the finished epoch first, the checkpoint that records it as done
         // last: a crash in between leaves the previous checkpoint, and a resume repeats
         // the epoch and rewrites metrics.csv from the checkpoint. Its row comes before
-        // best.safetensors and config.json name it, so a reader never meets a best epoch
-        // that metrics.csv does not have yet.
+        // model.safetensors, best.safetensors and config.json name it, so a reader
+        // (`compare` beside a training) never meets weights that metrics.csv has no row
+        // for yet.
         let held = match self.learner.ema {
             Some(_) => run_dir::Held::Average,
             None => run_dir::Held::Trained,
         };
-        self.dir.save_weights(vs, m.epoch, held)?;
         self.dir.append_metrics(&m)?;
+        self.dir.save_weights(vs, m.epoch, held)?;
         if best_epoch(&self.state.history) == Some(m.epoch) {
             self.dir.save_best_weights(vs, m.epoch, held)?;
             self.dir.update_config(|c| c.best_epoch = Some(m.epoch))?;

@@ -484,8 +484,9 @@ impl Weights {
         if let Some(epoch) = best {
             return Ok((run.join(BEST_WEIGHTS), epoch));
         }
-        // the epoch the file says (it may be one ahead of metrics.csv while a trainer
-        // finishes an epoch); older files say none, and are the last row's
+        // the epoch the file says (it may be one behind metrics.csv while a trainer
+        // finishes an epoch, which writes the row first); older files say none, and are
+        // the last row's
         let path = run.join(WEIGHTS);
         if let Ok(epoch) = weights_epoch(&path) {
             return Ok((path, epoch));
