@@ -407,8 +407,8 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
         .unwrap()
         .to_string();
     let limit = Duration::from_secs(120);
-    // weights saved, and the process died before the row: no complete row, a torn one;
-    // the weights say their epoch, and are scored as that epoch's
+    // weights and no complete row, a torn one (trainers before the row came first): the
+    // weights say their epoch, and are scored as that epoch's
     fs::write(&metrics, format!("{header}\n1,0.5,0.8")).unwrap();
     let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -436,6 +436,18 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
         "{}",
         stderr(&out)
     );
+    // the row written, the weights not yet (a trainer between the two, or stopped there)
+    let aside = tmp.path().join("weights-aside");
+    fs::rename(run.join("model.safetensors"), &aside).unwrap();
+    fs::write(&metrics, format!("{header}\n1,0.5,0.8,0.5,0.8,1.0\n")).unwrap();
+    let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no model.safetensors") && err.contains("--resume"),
+        "{err}"
+    );
+    fs::rename(&aside, run.join("model.safetensors")).unwrap();
 
     // compare never writes a trainer's file
     let curves = run.join("curves.svg");

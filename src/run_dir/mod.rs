@@ -499,6 +499,14 @@ impl Weights {
             run.display(),
             run.display()
         );
+        ensure!(
+            path.exists(),
+            "{} has a finished epoch in metrics.csv but no {WEIGHTS}: its trainer writes the \
+             row first and the weights a moment later, so wait and try again, or, if its \
+             training stopped there, continue it with --resume {}",
+            run.display(),
+            run.display()
+        );
         Ok((path, finished))
     }
 }
