@@ -411,8 +411,8 @@ pub struct CnnArgs {
     /// Units in the hidden dense layer [default: 128; 256 with --recipe strong]
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     pub hidden: Option<i64>,
-    /// The share of the hidden dense layer's outputs dropped at random in each training
-    /// step (dropout), from 0 (none) to below 1 [default: 0; 0.1 with --recipe strong]
+    /// The share of each dense layer's inputs dropped at random in each training step
+    /// (dropout), from 0 (none) to below 1 [default: 0; 0.1 with --recipe strong]
     #[arg(long, value_name = "SHARE", value_parser = crate::recipe::share)]
     pub dropout: Option<f64>,
 }

@@ -645,7 +645,7 @@ impl Overrides {
         if self.fields.contains_key("optimizer") && base.optimizer == Optimizer::Adam {
             return Err(
                 "--weight-decay sets AdamW's decay, and this recipe trains with plain Adam \
-                 (--recipe strong uses AdamW)"
+                 (only train_cnn --recipe strong trains with AdamW)"
                     .into(),
             );
         }
