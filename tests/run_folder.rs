@@ -436,18 +436,6 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
         "{}",
         stderr(&out)
     );
-    // the row written, the weights not yet (a trainer between the two, or stopped there)
-    let aside = tmp.path().join("weights-aside");
-    fs::rename(run.join("model.safetensors"), &aside).unwrap();
-    fs::write(&metrics, format!("{header}\n1,0.5,0.8,0.5,0.8,1.0\n")).unwrap();
-    let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("no model.safetensors") && err.contains("--resume"),
-        "{err}"
-    );
-    fs::rename(&aside, run.join("model.safetensors")).unwrap();
 
     // compare never writes a trainer's file
     let curves = run.join("curves.svg");
@@ -466,6 +454,27 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
     assert!(!svg.contains("NaN"), "every point drawn is a number");
     let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_row_without_its_weights_says_so_and_points_to_resume() {
+    // the row written, the weights not yet (a trainer between the two, or stopped there)
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_synthetic(&data);
+    let run = fake_run(&tmp.path().join("run"), ModelSpec::Dense { hidden: 8 }, 1);
+    fs::remove_file(run.join("model.safetensors")).unwrap();
+    let out = run_within(
+        EVALUATE,
+        &os(&[s(&run), "--data-dir", s(&data)]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no model.safetensors") && err.contains("--resume"),
+        "{err}"
+    );
 }
 
 #[test]
