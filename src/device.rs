@@ -82,6 +82,19 @@ pub(crate) fn device_name(device: Device) -> String {
     }
 }
 
+/// Whether `device` does bfloat16 arithmetic in hardware: a CUDA GPU, or an x86 CPU with
+/// AVX-512 BF16 (AMD Zen 4 and later, Intel Xeons since Cooper Lake). Elsewhere libtorch
+/// emulates it, slower than float32.
+pub(crate) fn has_bf16(device: Device) -> bool {
+    if device.is_cuda() {
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512bf16");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
 /// Applies `--threads` (libtorch's intra-op threads) when given; libtorch's default is
 /// one thread per physical core. Keeps freed memory for reuse ([`keep_freed_memory`]).
 /// On CUDA, turns on cuDNN's autotuner: the lesson's shapes never change, so the first

@@ -98,8 +98,9 @@ pub enum Precision {
     /// float32 throughout.
     #[default]
     F32,
-    /// CUDA autocast in bfloat16: matrix products and convolutions in bfloat16, the loss
-    /// and the weights in float32 (CUDA only).
+    /// Autocast in bfloat16: the training step's matrix products and convolutions in
+    /// bfloat16, the loss, the weights and the scoring in float32. Float32 on a CPU that
+    /// has no bfloat16 arithmetic ([`crate::train::train`] says so).
     Bf16,
 }
 
@@ -547,9 +548,10 @@ pub struct RecipeArgs {
     #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(0..=28))]
     pub cutout: Option<u32>,
 
-    /// The training step's arithmetic: f32, or bf16 (CUDA only: autocast runs matrix
-    /// products and convolutions in bfloat16; the weights, Adam and the loss stay
-    /// float32) [default: f32]
+    /// The training step's arithmetic: f32, or bf16 (autocast runs matrix products and
+    /// convolutions in bfloat16; the weights, the optimiser, the loss and the scoring stay
+    /// float32). A CUDA GPU or a CPU with AVX-512 BF16 only; elsewhere the run says so and
+    /// trains in f32 [default: f32]
     #[arg(long, value_enum, value_name = "f32|bf16")]
     pub precision: Option<Precision>,
 }

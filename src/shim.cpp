@@ -1,6 +1,7 @@
 // What tch has no binding for, called from src/shim.rs: libtorch's fused Adam and AdamW
 // (one dispatch for every parameter tensor, in parallel on the CPU, one kernel on a GPU),
-// and CUDA autocast in bfloat16 (tch's autocast keeps libtorch's default, float16).
+// and autocast in bfloat16 on the CPU or CUDA (tch's autocast is CUDA's, in libtorch's
+// default float16).
 // Every function catches libtorch's exceptions and returns their message instead, so
 // nothing unwinds into Rust.
 #include <ATen/autocast_mode.h>
@@ -73,12 +74,15 @@ extern "C" int fashion_tch_fused_adam(at::Tensor** params, at::Tensor** grads,
       error, error_len);
 }
 
-// Turns CUDA autocast on in bfloat16, or off (and drops the cast weights it cached).
-extern "C" int fashion_tch_cuda_autocast_bf16(int enabled, char* error, size_t error_len) {
+// Turns autocast on in bfloat16 for CUDA tensors (`cuda` 1) or CPU tensors (0), or off (and
+// drops the cast weights it cached).
+extern "C" int fashion_tch_autocast_bf16(int cuda, int enabled, char* error,
+                                         size_t error_len) {
   return guarded(
       [&] {
-        at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-        at::autocast::set_autocast_enabled(at::kCUDA, enabled != 0);
+        const auto device = cuda != 0 ? at::kCUDA : at::kCPU;
+        at::autocast::set_autocast_dtype(device, at::kBFloat16);
+        at::autocast::set_autocast_enabled(device, enabled != 0);
         if (enabled == 0) at::autocast::clear_cache();
       },
       error, error_len);

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 use anyhow::{bail, ensure, Result};
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 extern "C" {
     fn fashion_tch_fused_adam(
@@ -23,7 +23,8 @@ extern "C" {
         error_len: usize,
     ) -> c_int;
 
-    fn fashion_tch_cuda_autocast_bf16(
+    fn fashion_tch_autocast_bf16(
+        cuda: c_int,
         enabled: c_int,
         error: *mut c_char,
         error_len: usize,
@@ -100,32 +101,38 @@ pub fn fused_adam(
     check(failed, &error, "libtorch's fused Adam")
 }
 
-/// Runs `f` under CUDA autocast in bfloat16: matrix products and convolutions on CUDA
-/// tensors take bfloat16 copies of their inputs (the weights stay float32), and ops that
-/// need the range, such as the loss, run in float32. Cast weights are dropped after, as
-/// they change every step.
-pub fn cuda_autocast_bf16<T>(f: impl FnOnce() -> T) -> Result<T> {
+/// Runs `f` under autocast in bfloat16 on `device`: matrix products and convolutions
+/// take bfloat16 copies of their inputs (the weights stay float32), and ops that need the
+/// range, such as the loss, run in float32. Cast weights are dropped after, as they change
+/// every step.
+pub fn autocast_bf16<T>(device: Device, f: impl FnOnce() -> T) -> Result<T> {
     /// Turns autocast off again however `f` ends, a panic included.
-    struct Off;
+    struct Off(bool);
     impl Drop for Off {
         fn drop(&mut self) {
-            let _ = set_cuda_autocast_bf16(false);
+            let _ = set_autocast_bf16(self.0, false);
         }
     }
-    set_cuda_autocast_bf16(true)?;
-    let off = Off;
+    let cuda = device.is_cuda();
+    set_autocast_bf16(cuda, true)?;
+    let off = Off(cuda);
     let result = f();
     drop(off);
     Ok(result)
 }
 
-fn set_cuda_autocast_bf16(enabled: bool) -> Result<()> {
+fn set_autocast_bf16(cuda: bool, enabled: bool) -> Result<()> {
     let mut error = [0 as c_char; 512];
     // SAFETY: `error` is a buffer of its stated length.
     let failed = unsafe {
-        fashion_tch_cuda_autocast_bf16(c_int::from(enabled), error.as_mut_ptr(), error.len())
+        fashion_tch_autocast_bf16(
+            c_int::from(cuda),
+            c_int::from(enabled),
+            error.as_mut_ptr(),
+            error.len(),
+        )
     };
-    check(failed, &error, "switching CUDA autocast")
+    check(failed, &error, "switching autocast")
 }
 
 /// `Err` with the shim's message when `failed` is not 0.

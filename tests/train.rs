@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::{args, metrics_without_seconds, run_bin, stderr, write_synthetic};
 use fashion_tch::models::{Convs, ModelSpec, Views};
+use fashion_tch::recipe::Precision;
 use fashion_tch::{data, run_dir, score};
 use tch::{nn, Device};
 
@@ -84,6 +85,26 @@ fn train_dense_learns_and_keeps_its_run() {
 fn train_cnn_learns_and_keeps_its_run() {
     let (_tmp, out, _) = trains_and_keeps_the_run(CNN, &["--filters", "4,8", "--hidden", "16"]);
     assert_eq!(held(&out.join("model.safetensors")), "trained");
+}
+
+#[test]
+fn train_cnn_in_bf16_learns_on_a_cpu_with_bf16_and_says_so_on_one_without() {
+    let (_tmp, out, stdout) = trains_and_keeps_the_run(
+        CNN,
+        &["--filters", "4,8", "--hidden", "16", "--precision", "bf16"],
+    );
+    let precision = run_dir::read_config(&out).unwrap().recipe.precision;
+    #[cfg(target_arch = "x86_64")]
+    let has_bf16 = std::arch::is_x86_feature_detected!("avx512bf16");
+    #[cfg(not(target_arch = "x86_64"))]
+    let has_bf16 = false;
+    if has_bf16 {
+        assert!(stdout.contains("came out as BFloat16"), "{stdout}");
+        assert_eq!(precision, Precision::Bf16);
+    } else {
+        assert!(stdout.contains("so the run trains in float32"), "{stdout}");
+        assert_eq!(precision, Precision::F32);
+    }
 }
 
 /// Which weights a weights file says it holds.
