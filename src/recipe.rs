@@ -99,8 +99,8 @@ pub enum Precision {
     #[default]
     F32,
     /// Autocast in bfloat16: the training step's matrix products and convolutions in
-    /// bfloat16, the loss, the weights and the scoring in float32. Float32 on a CPU that
-    /// has no bfloat16 arithmetic ([`crate::train::train`] says so).
+    /// bfloat16, the loss, the weights and the scoring in float32 (float32 throughout, with
+    /// a note, on a CPU without AVX-512 BF16)
     Bf16,
 }
 
