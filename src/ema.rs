@@ -73,6 +73,7 @@ mod tests {
 
     #[test]
     fn the_average_follows_the_weights_slowly_after_a_short_start() {
+        let _generator = crate::own_the_generator();
         let spec = ModelSpec::Dense { hidden: 4 };
         let trained = VarStore::new(Device::Cpu);
         let _net = spec.build(&trained.root());

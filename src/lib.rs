@@ -39,3 +39,14 @@ pub(crate) mod stop;
 pub mod sweep;
 pub mod tensorboard;
 pub mod train;
+
+/// libtorch draws every random number of a process from one generator, and `cargo test`
+/// runs tests on several threads. A test that seeds the generator or draws from it holds
+/// this lock, so that no other test reseeds it or draws from it in between.
+#[cfg(test)]
+pub(crate) fn own_the_generator() -> std::sync::MutexGuard<'static, ()> {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

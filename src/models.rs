@@ -499,6 +499,7 @@ mod tests {
 
     #[test]
     fn lesson_networks_have_the_lessons_parameter_counts() {
+        let _generator = crate::own_the_generator();
         // Keras' model.summary() for the lesson: 101,770 (dense) and 421,642 (CNN).
         for (spec, count) in [
             (ModelSpec::Dense { hidden: 128 }, 101_770),
@@ -517,6 +518,7 @@ mod tests {
 
     #[test]
     fn cnn_weights_on_the_cpu_are_channels_last() {
+        let _generator = crate::own_the_generator();
         let vs = nn::VarStore::new(Device::Cpu);
         let _net = ModelSpec::lesson_cnn().build(&vs.root());
         let vars = vs.variables();
@@ -526,6 +528,7 @@ mod tests {
 
     #[test]
     fn dropout_acts_in_training_only() {
+        let _generator = crate::own_the_generator();
         let vs = nn::VarStore::new(Device::Cpu);
         let spec = ModelSpec::Cnn {
             filters: vec![4, 8, 8],
@@ -549,6 +552,7 @@ mod tests {
 
     #[test]
     fn test_time_views_score_an_image_like_its_mirror_and_act_outside_training_only() {
+        let _generator = crate::own_the_generator();
         let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
         let mirrored = xs.flip([3]);
         let net_with = |views| {
@@ -637,6 +641,7 @@ mod tests {
 
     #[test]
     fn the_last_count_of_convs_repeats_for_later_blocks() {
+        let _generator = crate::own_the_generator();
         assert_eq!(Convs::new(vec![1, 2, 2, 2]), Convs::new(vec![1, 2]));
         assert_eq!(Convs::new(vec![2, 2]), Convs::each(2));
         let spec = ModelSpec::Cnn {

@@ -1032,6 +1032,7 @@ mod tests {
 
     #[test]
     fn augmentation_mirrors_as_told_and_cutout_zeroes_a_square() {
+        let _generator = crate::own_the_generator();
         let images = Tensor::rand([16, 1, 28, 28], (Kind::Float, Device::Cpu)) + 0.5;
         let with = |mirror: bool, cutout| {
             let mirror = Tensor::full([16], i64::from(mirror), (Kind::Bool, Device::Cpu));
@@ -1072,6 +1073,7 @@ mod tests {
 
     #[test]
     fn augmentation_shifts_and_mirrors_each_image_but_keeps_it() {
+        let _generator = crate::own_the_generator();
         tch::manual_seed(3);
         // garments inside a 2-pixel border, as Fashion-MNIST's are: a crop loses nothing
         let inner = Tensor::rand([64, 1, 24, 24], (Kind::Float, Device::Cpu));

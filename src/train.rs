@@ -916,6 +916,7 @@ mod tests {
 
     #[test]
     fn draws_are_seeded_by_the_seed_epoch_and_step_alone() {
+        let _generator = crate::own_the_generator();
         let seeds: Vec<i64> = [(0, 1, 0), (0, 1, 1), (0, 2, 0), (1, 1, 0), (0, 1, u64::MAX)]
             .iter()
             .map(|&(seed, epoch, step)| position_seed(seed, epoch, step))

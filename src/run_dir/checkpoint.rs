@@ -275,6 +275,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_reads_back_whole_and_damage_is_named() {
+        let _generator = crate::own_the_generator();
         let dir = tempfile::tempdir().unwrap();
         let vs = VarStore::new(tch::Device::Cpu);
         let _ = ModelSpec::lesson_cnn().build(&vs.root());

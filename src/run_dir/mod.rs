@@ -636,6 +636,7 @@ mod tests {
 
     #[test]
     fn weights_of_another_model_are_refused() {
+        let _generator = crate::own_the_generator();
         let dir = tempfile::tempdir().unwrap();
         let rd = RunDir::create(dir.path(), &config()).unwrap();
         let dense = ModelSpec::Dense { hidden: 128 };
