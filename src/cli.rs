@@ -63,7 +63,7 @@ impl TrainArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the
-    /// CNN, 36 with --recipe strong]; with --resume, the number of further epochs
+    /// CNN, 48 with --recipe strong]; with --resume, the number of further epochs
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
 
