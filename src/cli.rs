@@ -235,16 +235,21 @@ pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &Overrides)
             "test accuracy {:.4}{best}; run saved in {dir}",
             last.test_accuracy
         )?;
+        let logdir = (report.run_dir.parent())
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tensorboard = match options.tensorboard {
+            true => format!(
+                "\n  tensorboard --logdir {}    # the curves, live (pip install tensorboard)",
+                logdir.display()
+            ),
+            false => String::new(),
+        };
         crate::out!(
             "next:\n  cargo run --release --bin evaluate -- {dir}    # scores, pictures, {dir}/report.html\n  \
              cargo run --release --bin predict -- {dir} IMAGE…\n  \
              cargo run --release --bin compare -- {dir} OTHER_RUN…\n  \
-             cargo run --release --bin export -- {dir}    # TorchScript for PyTorch\n  \
-             tensorboard --logdir {}    # the curves, live (pip install tensorboard)",
-            (report.run_dir.parent())
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."))
-                .display()
+             cargo run --release --bin export -- {dir}    # TorchScript for PyTorch{tensorboard}"
         )?;
         Ok(())
     })

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{args, run_bin, stderr, write_synthetic};
+use common::{args, run_bin, stderr, stdout, write_synthetic};
 use fashion_tch::run_dir;
 use fashion_tch::tensorboard::{self, Scalar};
 
@@ -63,10 +63,15 @@ fn a_run_writes_its_curves_for_tensorboard_as_metrics_csv_has_them() {
         assert!((f64::from(l.1) - m.train_loss).abs() < 1e-5);
     }
     assert_eq!(tensorboard::event_files(&run).unwrap().len(), 1);
+    assert!(
+        stdout(&out).contains("tensorboard --logdir"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
-fn no_tensorboard_writes_no_event_file() {
+fn no_tensorboard_writes_no_event_file_and_suggests_none() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     write_synthetic(&data);
@@ -75,6 +80,7 @@ fn no_tensorboard_writes_no_event_file() {
     let out = run_bin(DENSE, &args(&data, Some(&run), &extra));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(tensorboard::event_files(&run).unwrap().is_empty());
+    assert!(!stdout(&out).contains("tensorboard"), "{}", stdout(&out));
 }
 
 #[test]

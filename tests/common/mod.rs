@@ -186,6 +186,10 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Writes a synthetic dataset of `train` training and 200 test images into `dir`.
 pub fn write_synthetic_sized(dir: &Path, train: usize) {
     let (train_px, train_lb) = synthetic(train, 1);
