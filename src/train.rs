@@ -142,8 +142,9 @@ fn as_device_can(opts: &TrainOptions, device: Device) -> Result<Cow<'_, TrainOpt
         return Ok(Cow::Borrowed(opts));
     }
     crate::out!(
-        "--precision bf16: this CPU has no bfloat16 arithmetic (AVX-512 BF16), so the run \
-         trains in float32 (the same network and schedule, in about 1.4 times the time)"
+        "--precision bf16 (the strong recipe's default): this CPU has no bfloat16 arithmetic \
+         (AVX-512 BF16), so the run trains in float32 (the same network and schedule, in \
+         about 1.4 times the time)"
     )?;
     Ok(Cow::Owned(TrainOptions {
         recipe: Recipe {
