@@ -235,14 +235,16 @@ pub fn train_and_report(common: &CommonArgs, kind: ModelKind, flags: &Overrides)
             "test accuracy {:.4}{best}; run saved in {dir}",
             last.test_accuracy
         )?;
-        let logdir = (report.run_dir.parent())
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
         let tensorboard = match options.tensorboard {
-            true => format!(
-                "\n  tensorboard --logdir {}    # the curves, live (pip install tensorboard)",
-                logdir.display()
-            ),
+            true => {
+                let logdir = (report.run_dir.parent())
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                format!(
+                    "\n  tensorboard --logdir {}    # the curves, live (pip install tensorboard)",
+                    logdir.display()
+                )
+            }
             false => String::new(),
         };
         crate::out!(

@@ -85,7 +85,7 @@ pub(crate) fn device_name(device: Device) -> String {
 /// Whether `device` does bfloat16 arithmetic in hardware: a CUDA GPU, or an x86 CPU with
 /// AVX-512 BF16 (AMD Zen 4 and later, Intel Xeons since Cooper Lake). Elsewhere libtorch
 /// emulates it, slower than float32.
-pub(crate) fn has_bf16(device: Device) -> bool {
+pub fn has_bf16(device: Device) -> bool {
     if device.is_cuda() {
         return true;
     }

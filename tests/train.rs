@@ -94,11 +94,7 @@ fn train_cnn_in_bf16_learns_on_a_cpu_with_bf16_and_says_so_on_one_without() {
         &["--filters", "4,8", "--hidden", "16", "--precision", "bf16"],
     );
     let precision = run_dir::read_config(&out).unwrap().recipe.precision;
-    #[cfg(target_arch = "x86_64")]
-    let has_bf16 = std::arch::is_x86_feature_detected!("avx512bf16");
-    #[cfg(not(target_arch = "x86_64"))]
-    let has_bf16 = false;
-    if has_bf16 {
+    if fashion_tch::device::has_bf16(Device::Cpu) {
         assert!(stdout.contains("came out as BFloat16"), "{stdout}");
         assert_eq!(precision, Precision::Bf16);
     } else {
