@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{args, fake_run, run_bin, small_cnn_spec, stderr, write_synthetic};
+use common::{args, fake_run, run_bin, small_cnn_spec, stderr, stdout, write_synthetic};
 use fashion_tch::models::ModelSpec;
 use fashion_tch::{data, predict, run_dir};
 use image::{GrayImage, Luma, Rgb, RgbImage};
@@ -104,7 +104,7 @@ fn evaluate_agrees_with_the_trainer_and_draws_its_pictures() {
             t.data.to_str().unwrap(),
         ],
     );
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = stdout(&text);
     assert!(
         text.contains("confusion matrix") && text.contains("Ankle boot"),
         "{text}"
@@ -162,7 +162,7 @@ fn predict_on_png_files_matches_the_tensor_path() {
             ],
         );
         assert!(out.status.success(), "{}", stderr(&out));
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stdout = stdout(&out);
         for line in stdout.lines() {
             let top = line.split(": ").nth(1).unwrap();
             assert!(top.starts_with(class), "expected {class}: {line}");
@@ -182,7 +182,7 @@ fn predict_on_png_files_matches_the_tensor_path() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout(&out);
     assert_eq!(
         stdout
             .lines()
@@ -329,7 +329,7 @@ fn compare_tables_and_charts_several_runs() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout(&out);
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("| ")).count(),
         3,

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{args, run_bin, stderr, write_synthetic, write_synthetic_sized};
+use common::{args, run_bin, stderr, stdout, write_synthetic, write_synthetic_sized};
 use fashion_tch::models::ModelSpec;
 use fashion_tch::run_dir::{self, Weights};
 use fashion_tch::{data, score};
@@ -19,7 +19,7 @@ const PREDICT: &str = env!("CARGO_BIN_EXE_predict");
 fn train(bin: &str, data: &Path, run: &Path, extra: &[&str]) -> String {
     let result = run_bin(bin, &args(data, Some(run), extra));
     assert!(result.status.success(), "{}", stderr(&result));
-    String::from_utf8_lossy(&result.stdout).into_owned()
+    stdout(&result)
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn export_writes_torchscript_that_gives_the_networks_logits() {
     let result = run_bin(EXPORT, &[run.to_str().unwrap()]);
     assert!(result.status.success(), "{}", stderr(&result));
     let module = run.join("model.pt");
-    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stdout = stdout(&result);
     assert!(
         stdout.contains("[batch, 1, 28, 28]") && stdout.contains("9 Ankle boot"),
         "{stdout}"
@@ -198,12 +198,8 @@ fn python_agrees(module: &Path, images: &tch::Tensor, expected: &tch::Tensor, tm
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let diff: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff: f64 = stdout(&out).trim().parse().unwrap();
     assert!(
         diff <= 1e-5,
         "Python's torch.jit.load gives logits {diff} away"

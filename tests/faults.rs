@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{args, run_bin, stderr, write_synthetic};
+use common::{args, run_bin, stderr, stdout, write_synthetic};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
 
@@ -45,7 +45,7 @@ fn an_unwritable_out_fails_before_training() {
             err.contains(says) && err.contains(out.to_str().unwrap()),
             "{err}"
         );
-        let stdout = String::from_utf8_lossy(&result.stdout);
+        let stdout = stdout(&result);
         assert!(!stdout.contains("epoch"), "training started: {stdout}");
     }
 }

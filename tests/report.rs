@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run_bin, stderr, write_synthetic};
+use common::{run_bin, stderr, stdout, write_synthetic};
 
 const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
 
@@ -23,7 +23,7 @@ fn evaluated(tmp: &std::path::Path) -> (std::path::PathBuf, String) {
         &[run.to_str().unwrap(), "--data-dir", data.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let printed = stdout(&out);
     assert!(printed.contains("report.html"), "{printed}");
     // "test loss 0.1234  test accuracy 0.9500"
     let accuracy = printed

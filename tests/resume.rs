@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{metrics_without_seconds, random_fraction, run_bin, stderr, Running};
+use common::{metrics_without_seconds, random_fraction, run_bin, stderr, stdout, Running};
 use fashion_tch::run_dir::checkpoint;
 use fashion_tch::tensorboard;
 
@@ -102,7 +102,7 @@ fn resume(case: &Case, data: &Path, out: &Path) -> String {
         case.name,
         stderr(&result)
     );
-    String::from_utf8_lossy(&result.stdout).into_owned()
+    stdout(&result)
 }
 
 fn assert_same_run(case: &Case, whole: &Path, resumed: &Path) {

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{
-    args, fake_run, run_bin, run_within, small_cnn_spec, stderr, write_synthetic, Running,
+    args, fake_run, run_bin, run_within, small_cnn_spec, stderr, stdout, write_synthetic, Running,
 };
 use fashion_tch::models::ModelSpec;
 use fashion_tch::run_dir::{self, checkpoint};
@@ -129,10 +129,7 @@ fn a_second_trainer_is_refused_naming_the_folder_and_the_process_and_the_folder_
         let err = stderr(&out);
         let refused = err.contains(&pid) || err.contains("already holds a run");
         assert!(refused && err.contains(s(&run)), "{what}: {err}");
-        assert!(
-            !String::from_utf8_lossy(&out.stdout).contains("epoch "),
-            "{what} trained"
-        );
+        assert!(!stdout(&out).contains("epoch "), "{what} trained");
     }
     assert!(
         trainer.child.try_wait().unwrap().is_none(),
@@ -412,7 +409,7 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
     fs::write(&metrics, format!("{header}\n1,0.5,0.8")).unwrap();
     let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
     assert!(out.status.success(), "{}", stderr(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout(&out);
     assert!(stdout.contains("the weights of epoch 3"), "{stdout}");
     // weights from before they said their epoch, with no row: which epoch is unknown
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -503,7 +500,7 @@ fn predict_refuses_what_is_not_a_regular_file_and_goes_on() {
         err.contains("/dev/null") && err.contains("2 of 3 files"),
         "{err}"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout(&out);
     assert!(
         stdout.contains(&format!("{}: ", image.display())),
         "{stdout}"
@@ -618,7 +615,7 @@ fn evaluate_prints_its_scores_before_pictures_it_cannot_write() {
     fs::create_dir(run.join("predictions.svg")).unwrap();
     let out = run_bin(EVALUATE, &[s(&run), "--data-dir", s(&data)]);
     assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = stdout(&out);
     assert!(stdout.contains("test accuracy"), "{stdout}");
     let err = stderr(&out);
     assert!(
@@ -656,7 +653,7 @@ fn nan_weights_are_an_error_naming_the_file() {
             err.contains("model.safetensors") && err.contains("NaN"),
             "{err}"
         );
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("null"));
+        assert!(!stdout(&out).contains("null"));
     }
 }
 
@@ -721,7 +718,7 @@ fn messages_read_as_english() {
     let run = tmp.path().join("run");
     let out = run_bin(DENSE, &args(&data, Some(&run), &["--epochs", "1"]));
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("for 1 epoch,"));
+    assert!(stdout(&out).contains("for 1 epoch,"));
     let again = run_bin(
         DENSE,
         &[&["--resume", s(&run)][..], &args(&data, None, &[])].concat(),

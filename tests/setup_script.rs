@@ -10,6 +10,7 @@
 //! pip is missing the tests are skipped with a message, except under CI.
 
 mod common;
+use common::{stderr, stdout};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -96,11 +97,7 @@ with zipfile.ZipFile(path, "w") as z:
             .args(["-c", py, path.to_str().unwrap(), name, version, &tag])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", stderr(&out));
         sha256_of(&path)
     }
 
@@ -129,10 +126,7 @@ fn sha256_of(path: &Path) -> String {
 }
 
 fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (stdout(out), stderr(out))
 }
 
 /// The run stopped on the hash: status 1, one error naming the file and both hashes, the

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{run_bin, stderr, write_synthetic, Running};
+use common::{run_bin, stderr, stdout, write_synthetic, Running};
 use fashion_tch::run_dir;
 
 const SWEEP: &str = env!("CARGO_BIN_EXE_sweep");
@@ -37,11 +37,11 @@ fn sweep_tables_two_sizes_at_two_epoch_counts_and_resumes() {
     ];
     let first = run_bin(SWEEP, &args);
     assert!(first.status.success(), "{}", stderr(&first));
-    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
-    let rows = table_rows(&stdout);
-    assert_eq!(rows.len(), 4, "{stdout}");
-    assert!(rows[0].starts_with("| 8 | 6370 | 1 |"), "{stdout}");
-    assert!(rows[3].starts_with("| 32 | 25450 | 3 |"), "{stdout}");
+    let printed = stdout(&first);
+    let rows = table_rows(&printed);
+    assert_eq!(rows.len(), 4, "{printed}");
+    assert!(rows[0].starts_with("| 8 | 6370 | 1 |"), "{printed}");
+    assert!(rows[3].starts_with("| 32 | 25450 | 3 |"), "{printed}");
     // one run per size, trained to the largest count
     for size in ["8", "32"] {
         let run = out.join(format!("dense-{size}"));
@@ -61,12 +61,12 @@ fn sweep_tables_two_sizes_at_two_epoch_counts_and_resumes() {
     // a rerun of the same command trains nothing
     let again = run_bin(SWEEP, &args);
     assert!(again.status.success(), "{}", stderr(&again));
-    let stdout = String::from_utf8_lossy(&again.stdout);
+    let printed = stdout(&again);
     assert!(
-        stdout.contains("dense-8: already trained 3 epochs, skipped"),
-        "{stdout}"
+        printed.contains("dense-8: already trained 3 epochs, skipped"),
+        "{printed}"
     );
-    assert_eq!(table_rows(&stdout), rows);
+    assert_eq!(table_rows(&printed), rows);
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn ctrl_c_in_the_second_run_stops_the_sweep_and_a_rerun_finishes_it() {
 
     let result = run_bin(SWEEP, &as_strs(&sweep("whole")));
     assert!(result.status.success(), "{}", stderr(&result));
-    let expected = without_time(&String::from_utf8_lossy(&result.stdout));
+    let expected = without_time(&stdout(&result));
 
     let args = sweep("stopped");
     let mut run = Running::spawn(SWEEP, &as_strs(&args));
@@ -116,19 +116,19 @@ fn ctrl_c_in_the_second_run_stops_the_sweep_and_a_rerun_finishes_it() {
         "the second run trained no epoch"
     );
     run.signal("-INT");
-    let (code, stdout, err) = run.finish();
-    assert_eq!(code, Some(130), "{err}\n{stdout}");
+    let (code, printed, err) = run.finish();
+    assert_eq!(code, Some(130), "{err}\n{printed}");
     assert!(err.contains("run the same sweep command again"), "{err}");
 
     let again = run_bin(SWEEP, &as_strs(&args));
     assert!(again.status.success(), "{}", stderr(&again));
-    let stdout = String::from_utf8_lossy(&again.stdout);
+    let printed = stdout(&again);
     assert!(
-        stdout.contains("dense-16: already trained 4 epochs"),
-        "{stdout}"
+        printed.contains("dense-16: already trained 4 epochs"),
+        "{printed}"
     );
     // every run complete, with the numbers of the sweep that was never stopped
-    assert_eq!(without_time(&stdout), expected);
+    assert_eq!(without_time(&printed), expected);
     let stopped = tmp.path().join("stopped");
     for size in ["16", "32"] {
         let run = stopped.join(format!("dense-{size}"));
@@ -207,7 +207,7 @@ fn a_planned_sweep_run_by_gnu_parallel_gathers_into_the_one_process_table() {
     };
     let whole = run_bin(SWEEP, &as_strs(&sweep("whole", &[])));
     assert!(whole.status.success(), "{}", stderr(&whole));
-    let expected = without_time(&String::from_utf8_lossy(&whole.stdout));
+    let expected = without_time(&stdout(&whole));
     assert_eq!(expected.len(), 4);
     assert!(
         expected[0].starts_with("| 8 | 6370 | 1 | 2 | "),
@@ -218,7 +218,7 @@ fn a_planned_sweep_run_by_gnu_parallel_gathers_into_the_one_process_table() {
     // planned, then run by GNU parallel two at a time
     let plan = run_bin(SWEEP, &as_strs(&sweep("planned", &["--plan"])));
     assert!(plan.status.success(), "{}", stderr(&plan));
-    let lines = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let lines = stdout(&plan);
     assert_eq!(lines.lines().count(), 4, "{lines}");
     assert!(
         !tmp.path().join("planned").exists(),
@@ -235,14 +235,14 @@ fn a_planned_sweep_run_by_gnu_parallel_gathers_into_the_one_process_table() {
     assert!(status.success(), "parallel failed");
     let gathered = run_bin(SWEEP, &as_strs(&sweep("planned", &[])));
     assert!(gathered.status.success(), "{}", stderr(&gathered));
-    let stdout = String::from_utf8_lossy(&gathered.stdout);
+    let printed = stdout(&gathered);
     assert_eq!(
-        stdout
+        printed
             .matches("already trained 100 epochs, skipped")
             .count(),
         4
     );
-    assert_eq!(without_time(&stdout), expected);
+    assert_eq!(without_time(&printed), expected);
 
     // one job killed with -9 is continued by the gathering sweep, to the same numbers
     let planned = tmp.path().join("planned");
@@ -259,12 +259,12 @@ fn a_planned_sweep_run_by_gnu_parallel_gathers_into_the_one_process_table() {
     assert_eq!(job.finish().0, None, "killed by the signal");
     let gathered = run_bin(SWEEP, &as_strs(&sweep("planned", &[])));
     assert!(gathered.status.success(), "{}", stderr(&gathered));
-    let stdout = String::from_utf8_lossy(&gathered.stdout);
+    let printed = stdout(&gathered);
     assert!(
-        stdout.contains("training dense") && stdout.contains(" to 100, "),
-        "{stdout}"
+        printed.contains("training dense") && printed.contains(" to 100, "),
+        "{printed}"
     );
-    assert_eq!(without_time(&stdout), expected);
+    assert_eq!(without_time(&printed), expected);
 
     // a folder trained with other settings is refused, by name
     let other = planned.join("dense-8-seed0");

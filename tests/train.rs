@@ -5,7 +5,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{args, metrics_without_seconds, run_bin, stderr, write_synthetic};
+use common::{args, metrics_without_seconds, run_bin, stderr, stdout, write_synthetic};
 use fashion_tch::models::{Convs, ModelSpec, Views};
 use fashion_tch::recipe::Precision;
 use fashion_tch::{data, run_dir, score};
@@ -33,7 +33,7 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) -> (tempfile::TempDir, Pa
     args.extend_from_slice(extra);
     let result = run_bin(bin, &args);
     assert!(result.status.success(), "{}", stderr(&result));
-    let stdout = String::from_utf8_lossy(&result.stdout).into_owned();
+    let stdout = stdout(&result);
     let epoch_lines = stdout.lines().filter(|l| l.starts_with("epoch "));
     assert_eq!(epoch_lines.count(), 3, "{stdout}");
     assert!(stdout.contains("test accuracy"), "{stdout}");
@@ -189,10 +189,10 @@ fn the_strong_recipe_learns_validates_on_held_out_images_and_keeps_its_run() {
 #[expect(clippy::too_many_lines, reason = "one story, start to end")]
 fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     // the lesson's recipe can hold images out too
-    let (tmp, out, stdout) = trains_and_keeps_the_run(DENSE, &["--validation", "100"]);
+    let (tmp, out, printed) = trains_and_keeps_the_run(DENSE, &["--validation", "100"]);
     assert!(
-        stdout.contains("500 training (100 more held out for validation)"),
-        "{stdout}"
+        printed.contains("500 training (100 more held out for validation)"),
+        "{printed}"
     );
     let metrics = run_dir::read_metrics(&out).unwrap();
     assert!(
@@ -215,9 +215,9 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     fit.extend_from_slice(&final_fit);
     let result = run_bin(CNN, &fit);
     assert!(result.status.success(), "{}", stderr(&result));
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(stdout.contains(" 600 training and "), "{stdout}");
-    assert!(!stdout.contains("held out"), "{stdout}");
+    let printed = stdout(&result);
+    assert!(printed.contains(" 600 training and "), "{printed}");
+    assert!(!printed.contains("held out"), "{printed}");
     let metrics = run_dir::read_metrics(&out).unwrap();
     assert_eq!(metrics.len(), 1);
     assert_eq!(metrics[0].validation_accuracy, None);
@@ -244,8 +244,8 @@ fn validation_sets_the_images_held_out_and_0_trains_on_all_of_them() {
     );
     let result = resume(&[]);
     assert!(result.status.success(), "{}", stderr(&result));
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(stdout.contains(" 600 training and "), "{stdout}");
+    let printed = stdout(&result);
+    assert!(printed.contains(" 600 training and "), "{printed}");
     let metrics = run_dir::read_metrics(&out).unwrap();
     assert_eq!(metrics.len(), 2);
     assert!(
@@ -329,7 +329,7 @@ fn convs_not_matching_the_blocks_of_filters_are_refused_naming_both_flags() {
 #[test]
 fn help_explains_every_flag() {
     let result = run_bin(CNN, &["--help"]);
-    let help = String::from_utf8_lossy(&result.stdout);
+    let help = stdout(&result);
     for flag in [
         "--device",
         "--epochs",

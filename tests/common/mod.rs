@@ -178,7 +178,7 @@ pub fn validated_cnn(data: &Path, run: &Path) -> String {
         &args(data, Some(run), &extra),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout(&out)
 }
 
 /// The text a failed command printed, for assertion messages.
@@ -186,6 +186,7 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// What a command printed on standard output.
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
