@@ -108,7 +108,7 @@ fn test_images(
         let truth = test.labels.int64_value(&[i]) as usize;
         let mark = if top[0].0 == truth { "right" } else { "WRONG" };
         out!(
-            "test image {i} (a {}): {}  [{mark}]",
+            "test image {i} (labelled {}): {}  [{mark}]",
             CLASS_NAMES[truth],
             predict::describe(&predict::guesses(top))
         )?;

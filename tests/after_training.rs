@@ -191,6 +191,7 @@ fn predict_on_png_files_matches_the_tensor_path() {
         8,
         "{stdout}"
     );
+    assert!(stdout.contains("test image 0 (labelled "), "{stdout}");
 }
 
 /// A temporary folder holding an untrained dense run, `run`.
