@@ -35,6 +35,8 @@ fn torch_lib_dir() -> Option<PathBuf> {
 }
 
 fn main() {
+    // set where src/shim.cpp is built with CUDA graphs
+    println!("cargo:rustc-check-cfg=cfg(cuda_graphs)");
     let lib = torch_lib_dir();
     // Recorded in each run's config.json.
     let version = lib
@@ -71,7 +73,33 @@ fn compile_shim(lib: &std::path::Path) {
     } else {
         std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into())
     };
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    // CUDA graphs, where libtorch is the CUDA layout and CUDA's headers are at hand: in
+    // that layout (scripts/setup_libtorch.sh puts them there), else in a CUDA toolkit
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rerun-if-env-changed=CUDA_HOME");
+        let toolkit = std::env::var_os("CUDA_HOME").map_or("/usr/local/cuda".into(), PathBuf::from);
+        let headers = [root.join("include"), toolkit.join("include")]
+            .into_iter()
+            .find(|dir| {
+                dir.join("cuda_runtime_api.h").exists() && dir.join("crt/host_config.h").exists()
+            });
+        match headers {
+            Some(dir) => {
+                build.include(dir).define("FASHION_TCH_CUDA", None);
+                // the graph's streams are c10's CUDA half
+                println!("cargo:rustc-link-lib=dylib=c10_cuda");
+                println!("cargo:rustc-cfg=cuda_graphs");
+            }
+            None => println!(
+                "cargo:warning=CUDA's headers (cuda_runtime_api.h, crt/host_config.h) are in neither {} nor {}: \
+                 this build has no --cuda-graph; scripts/setup_libtorch.sh --device cuda installs them",
+                root.join("include").display(),
+                toolkit.join("include").display()
+            ),
+        }
+    }
+    build
         .cpp(true)
         .file("src/shim.cpp")
         .include(root.join("include"))

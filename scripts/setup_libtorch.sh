@@ -95,7 +95,8 @@ WHEELS=$(grep -v '^#' "$ROOT/scripts/libtorch_wheels.txt")
 
 STAMP_TEXT="libtorch $TORCH_VERSION $DEVICE"
 if [ -f "$DIR/.fashion-tch" ] && [ "$(cat "$DIR/.fashion-tch")" = "$STAMP_TEXT" ] &&
-  [ -f "$DIR/lib/libtorch_cpu.so" ] && [ -f "$DIR/include/torch/csrc/api/include/torch/torch.h" ]; then
+  [ -f "$DIR/lib/libtorch_cpu.so" ] && [ -f "$DIR/include/torch/csrc/api/include/torch/torch.h" ] &&
+  { [ "$DEVICE" != cuda ] || [ -f "$DIR/include/crt/host_config.h" ]; }; then
   say "libtorch $TORCH_VERSION ($DEVICE) is already installed in $DIR; nothing to fetch."
 else
   if [ -e "$DIR" ] && [ ! -f "$DIR/.fashion-tch" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then

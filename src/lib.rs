@@ -12,6 +12,7 @@
 //! run_dir      a run folder: config.json, metrics.csv, weights, checkpoint, resume rules
 //! recipe  optim  models  score           how to train, Adam, the networks, scoring
 //! data  device  stop  progress           the dataset, --device, Ctrl-C, progress bars
+//! cuda_graph                             --cuda-graph: the step captured, then replayed
 //! plots  files  shim  tensorboard        pictures from plain numbers, files written
 //!                                        atomically, libtorch calls tch has no binding
 //!                                        for, TensorBoard's event files
@@ -19,6 +20,7 @@
 
 pub mod cli;
 pub mod compare;
+pub(crate) mod cuda_graph;
 pub mod data;
 pub mod device;
 pub(crate) mod ema;

@@ -33,6 +33,9 @@ pub struct Adam {
     step: Tensor,
     /// AdamW's decoupled weight decay; 0 for Adam.
     weight_decay: f64,
+    /// For a step replayed from a CUDA graph ([`Adam::for_cuda_graph`]): the learning rate
+    /// as the kernel reads it, a float on the parameters' device. `None`: passed by value.
+    lr: Option<Tensor>,
 }
 
 impl Adam {
@@ -57,12 +60,39 @@ impl Adam {
             steps: 0,
             step: Tensor::zeros([], (Kind::Float, vs.device())),
             weight_decay,
+            lr: None,
         }
+    }
+
+    /// The same Adam, reading its learning rate from the device as the step count, so
+    /// that a step captured in a CUDA graph follows both when replayed ([`Adam::count`]
+    /// sets them outside the graph). β₁ stays the one the step was captured with.
+    pub fn for_cuda_graph(mut self) -> Adam {
+        self.lr = Some(Tensor::zeros([], (Kind::Float, self.step.device())));
+        self
     }
 
     /// Backpropagates `loss` and updates every parameter at learning rate `lr` with
     /// first-moment decay `beta1` (a one-cycle schedule moves both).
     pub fn backward_step(&mut self, loss: &Tensor, lr: f64, beta1: f64) -> Result<()> {
+        self.count(lr);
+        self.update(loss, lr, beta1)
+    }
+
+    /// Counts the step about to be taken, and sets its learning rate `lr` where the
+    /// update reads it: the first half of [`Adam::backward_step`], the half that a step
+    /// replayed from a CUDA graph runs outside it.
+    pub fn count(&mut self, lr: f64) {
+        self.steps += 1;
+        let _ = self.step.fill_(self.steps as f64);
+        if let Some(on_device) = &mut self.lr {
+            let _ = on_device.fill_(lr);
+        }
+    }
+
+    /// Backpropagates `loss` and updates every parameter, as the step [`Adam::count`]
+    /// counted: the second half of [`Adam::backward_step`].
+    pub fn update(&mut self, loss: &Tensor, lr: f64, beta1: f64) -> Result<()> {
         // the gradients come back to us rather than into each tensor's .grad, so there is
         // nothing to zero before the next step
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
@@ -72,8 +102,6 @@ impl Adam {
             .iter()
             .map(|&i| in_layout_of(&grads[i], &self.params[i]))
             .collect();
-        self.steps += 1;
-        let _ = self.step.fill_(self.steps as f64);
         shim::fused_adam(
             &mut pick(&mut self.params, &used),
             &grads.iter().collect::<Vec<_>>(),
@@ -82,6 +110,7 @@ impl Adam {
             &self.step,
             AdamStep {
                 lr,
+                lr_on_device: self.lr.as_ref(),
                 beta1,
                 beta2: BETA2,
                 weight_decay: self.weight_decay,

@@ -15,6 +15,7 @@ extern "C" {
         step: *mut c_void,
         n: c_int,
         lr: f64,
+        lr_tensor: *mut c_void,
         beta1: f64,
         beta2: f64,
         weight_decay: f64,
@@ -29,12 +30,31 @@ extern "C" {
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
+
+    fn fashion_tch_graph_new(
+        device: c_int,
+        graph: *mut *mut c_void,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
+
+    fn fashion_tch_graph(
+        graph: *mut c_void,
+        what: c_int,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
+
+    fn fashion_tch_graph_free(graph: *mut c_void);
 }
 
 /// The scalars of one Adam step.
 #[derive(Clone, Copy, Debug)]
-pub struct AdamStep {
+pub struct AdamStep<'a> {
     pub lr: f64,
+    /// The learning rate as a float32 scalar on the parameters' device, read by the kernel
+    /// when it runs (in a step replayed from a CUDA graph), in place of `lr`.
+    pub lr_on_device: Option<&'a Tensor>,
     pub beta1: f64,
     pub beta2: f64,
     /// AdamW's decoupled weight decay; 0 for Adam.
@@ -79,8 +99,12 @@ pub fn fused_adam(
     // (libtch/torch_api.h: `typedef torch::Tensor *tensor`) defines as a pointer to a
     // libtorch `at::Tensor`; shim.cpp takes them as `at::Tensor*`. Every pointer is a live
     // tensor borrowed for the call: the parameters and moments mutably (`&mut`), which
-    // the kernel updates in place, the gradients and the step shared, which it only reads.
+    // the kernel updates in place, the gradients, the step and the learning rate (or
+    // null) shared, which it only reads.
     // The lists have `n` entries each, and `error` is a buffer of its stated length.
+    let lr_on_device = s
+        .lr_on_device
+        .map_or(std::ptr::null_mut(), |t| t.as_ptr().cast_mut().cast());
     let failed = unsafe {
         fashion_tch_fused_adam(
             params.as_ptr(),
@@ -90,6 +114,7 @@ pub fn fused_adam(
             step.as_ptr().cast_mut().cast(),
             n as c_int,
             s.lr,
+            lr_on_device,
             s.beta1,
             s.beta2,
             s.weight_decay,
@@ -135,6 +160,86 @@ fn set_autocast_bf16(cuda: bool, enabled: bool) -> Result<()> {
     check(failed, &error, "switching autocast")
 }
 
+/// A CUDA graph: kernels captured once and replayed with one launch, each replay reading
+/// and writing the same memory. Its warm-up and capture run on a side stream of its own,
+/// as PyTorch's `torch.cuda.graph` runs them.
+pub struct CudaGraph(*mut c_void);
+
+/// What `fashion_tch_graph` does (src/shim.cpp).
+#[derive(Clone, Copy)]
+enum GraphOp {
+    EnterSideStream = 0,
+    LeaveSideStream = 1,
+    BeginCapture = 2,
+    EndCapture = 3,
+    Replay = 4,
+}
+
+impl CudaGraph {
+    /// An empty graph on CUDA device `device`. Errs on a build without CUDA graphs (the
+    /// CPU layout of libtorch, or no CUDA headers at build time), saying how to get one.
+    pub fn new(device: Device) -> Result<CudaGraph> {
+        let Device::Cuda(index) = device else {
+            bail!("CUDA graphs run on a CUDA device, not {device:?}");
+        };
+        let mut graph = std::ptr::null_mut();
+        let mut error = [0 as c_char; 512];
+        // SAFETY: `graph` is written with a pointer that `Drop` frees; `error` is a buffer
+        // of its stated length.
+        let failed = unsafe {
+            fashion_tch_graph_new(index as c_int, &mut graph, error.as_mut_ptr(), error.len())
+        };
+        check(failed, &error, "making a CUDA graph")?;
+        Ok(CudaGraph(graph))
+    }
+
+    fn op(&self, op: GraphOp) -> Result<()> {
+        let mut error = [0 as c_char; 512];
+        // SAFETY: `self.0` came from fashion_tch_graph_new and is freed only by `Drop`.
+        let failed =
+            unsafe { fashion_tch_graph(self.0, op as c_int, error.as_mut_ptr(), error.len()) };
+        check(failed, &error, "a CUDA graph")
+    }
+
+    /// Runs `f` with the graph's side stream as the current one, and the one before it
+    /// current again after, however `f` ends.
+    pub fn on_side_stream<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.op(GraphOp::EnterSideStream)?;
+        let result = f();
+        let left = self.op(GraphOp::LeaveSideStream);
+        let value = result?;
+        left?;
+        Ok(value)
+    }
+
+    /// Records the kernels that `f` launches, on the side stream, without running them;
+    /// [`CudaGraph::replay`] runs them. What `f` allocates belongs to the graph and stays
+    /// where it is for every replay.
+    pub fn capture<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.on_side_stream(|| {
+            self.op(GraphOp::BeginCapture)?;
+            let result = f();
+            // a capture begun is ended, or the stream stays unusable
+            let ended = self.op(GraphOp::EndCapture);
+            let value = result?;
+            ended?;
+            Ok(value)
+        })
+    }
+
+    /// Runs the captured kernels once, on the current stream.
+    pub fn replay(&self) -> Result<()> {
+        self.op(GraphOp::Replay)
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from fashion_tch_graph_new, and is freed once, here.
+        unsafe { fashion_tch_graph_free(self.0) }
+    }
+}
+
 /// `Err` with the shim's message when `failed` is not 0.
 fn check(failed: c_int, error: &[c_char], what: &str) -> Result<()> {
     if failed != 0 {
@@ -143,4 +248,51 @@ fn check(failed: c_int, error: &[c_char], what: &str) -> Result<()> {
         bail!("{what} failed: {msg}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a build without CUDA graphs (CI's, against the CPU layout) making one errs,
+    /// saying how to get one; on a CUDA build without a GPU it errs; with a GPU, a
+    /// captured `x *= 2` runs only when replayed, once per replay.
+    #[test]
+    fn a_graph_replays_what_it_captured_or_says_why_there_is_none() {
+        let cpu = CudaGraph::new(Device::Cpu)
+            .err()
+            .expect("no graph on the CPU");
+        assert!(cpu.to_string().contains("a CUDA device"), "{cpu}");
+        let graph = CudaGraph::new(Device::Cuda(0));
+        if !cfg!(cuda_graphs) {
+            let err = graph.err().expect("a build without graphs").to_string();
+            assert!(
+                err.contains("built without CUDA graphs")
+                    && err.contains("scripts/setup_libtorch.sh --device cuda"),
+                "{err}"
+            );
+            return;
+        }
+        if !tch::Cuda::is_available() {
+            let err = graph.err().expect("no GPU, no graph").to_string();
+            assert!(err.contains("making a CUDA graph failed"), "{err}");
+            return;
+        }
+        let graph = graph.unwrap();
+        let mut x = Tensor::ones([4], (tch::Kind::Float, Device::Cuda(0)));
+        graph
+            .capture(|| {
+                let _ = x.g_mul_scalar_(2.0);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            x.sum(tch::Kind::Float).double_value(&[]),
+            4.0,
+            "captured, not run"
+        );
+        graph.replay().unwrap();
+        graph.replay().unwrap();
+        assert_eq!(x.sum(tch::Kind::Float).double_value(&[]), 16.0);
+    }
 }

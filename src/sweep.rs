@@ -238,6 +238,9 @@ pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<Plann
         if !base.tensorboard {
             argv.push("--no-tensorboard".into());
         }
+        if base.cuda_graph {
+            argv.push("--cuda-graph".into());
+        }
         argv.push("--quiet".into());
         planned.push(PlannedRun {
             size: size_label(&run.model),

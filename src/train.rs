@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, ensure, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
+use crate::cuda_graph::GraphedStep;
 use crate::data::{self, Split};
 use crate::device::{self, DeviceChoice};
 use crate::ema::Ema;
@@ -55,6 +56,8 @@ pub struct TrainOptions {
     pub after_epoch: fn(&Path, &[EpochMetrics]) -> Result<()>,
     /// Write TensorBoard event files into the run folder as it trains.
     pub tensorboard: bool,
+    /// Replay the training step from a CUDA graph (`crate::cuda_graph`).
+    pub cuda_graph: bool,
     /// On resume: `--early-stop`'s patience counts from this many finished epochs (a run
     /// that stopped early, told to go on for more).
     pub patience_from: Option<u32>,
@@ -163,8 +166,21 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
         opts.threads != Some(0),
         "threads must be 1 or more (--threads)"
     );
+    // a captured step replays the β₁ it was captured with
+    ensure!(
+        !opts.cuda_graph || opts.recipe.schedule == recipe::Schedule::Constant,
+        "--cuda-graph replays the training step as it was captured, and the {} recipe's \
+         one-cycle schedule moves Adam's β₁ at every step; train it without --cuda-graph",
+        opts.recipe.name
+    );
     stop::install();
     let device = opts.device.resolve()?;
+    ensure!(
+        !opts.cuda_graph || device.is_cuda(),
+        "--cuda-graph needs --device cuda: a CUDA graph replays GPU kernels, and this run \
+         is on {}",
+        device::device_name(device)
+    );
     let opts = &*as_device_can(opts, device)?;
     device::configure(device, opts.threads.or(default_threads(opts, device)));
     let data = data::load(opts.data_dir.as_deref(), device)?;
@@ -243,9 +259,42 @@ struct Learner {
     net: models::Network,
     adam: Adam,
     ema: Option<Ema>,
+    /// With `--cuda-graph`: the step, captured once and replayed.
+    graph: Option<GraphedStep>,
 }
 
 impl Learner {
+    /// The network with its initial weights (drawn from the seed), Adam, and the moving
+    /// average and CUDA graph where `opts` ask for them.
+    fn new(opts: &TrainOptions, device: Device) -> Result<Learner> {
+        tch::manual_seed(opts.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let net = opts.recipe.model.build(&vs.root());
+        let weight_decay = match opts.recipe.optimizer {
+            Optimizer::Adam => 0.0,
+            Optimizer::AdamW { weight_decay } => weight_decay,
+        };
+        let adam = match opts.cuda_graph {
+            true => Adam::new(&vs, weight_decay).for_cuda_graph(),
+            false => Adam::new(&vs, weight_decay),
+        };
+        let ema = match opts.recipe.ema {
+            decay if decay > 0.0 => Some(Ema::new(&opts.recipe.model, &vs, decay)?),
+            _ => None,
+        };
+        let graph = match opts.cuda_graph {
+            true => Some(GraphedStep::new(device)?),
+            false => None,
+        };
+        Ok(Learner {
+            vs,
+            net,
+            adam,
+            ema,
+            graph,
+        })
+    }
+
     /// The network that is scored and saved, and its variables: the moving average's
     /// where the recipe keeps one, else the trained one.
     fn kept(&self) -> (&models::Network, &nn::VarStore) {
@@ -270,16 +319,31 @@ impl Learner {
             true => recipe::augment(xs, mirror, i64::from(recipe.cutout)),
             false => xs.shallow_clone(),
         };
-        let forward = || {
-            let logits = self.net.forward_t(&xs, true);
-            let loss = recipe.loss(&logits, ys);
-            (loss, logits)
+        self.adam.count(at.learning_rate);
+        let Learner {
+            vs,
+            net,
+            adam,
+            graph,
+            ..
+        } = self;
+        let mut step = |xs: &Tensor, ys: &Tensor| {
+            let forward = || {
+                let logits = net.forward_t(xs, true);
+                let loss = recipe.loss(&logits, ys);
+                (loss, logits)
+            };
+            let (loss, logits) = match recipe.precision {
+                Precision::F32 => forward(),
+                Precision::Bf16 => shim::autocast_bf16(vs.device(), forward)?,
+            };
+            adam.update(&loss, at.learning_rate, at.beta1)?;
+            Ok((loss, logits))
         };
-        let (loss, logits) = match recipe.precision {
-            Precision::F32 => forward(),
-            Precision::Bf16 => shim::autocast_bf16(self.vs.device(), forward)?,
+        let (loss, logits) = match graph {
+            Some(graph) => graph.run(&xs, ys, step)?,
+            None => step(&xs, ys)?,
         };
-        self.adam.backward_step(&loss, at.learning_rate, at.beta1)?;
         if let Some(ema) = &mut self.ema {
             ema.update(self.adam.steps);
         }
@@ -319,20 +383,7 @@ impl<'a> Run<'a> {
             .out
             .clone()
             .unwrap_or_else(|| RunDir::default_path(&opts.recipe.model));
-        // the initial weights come from the seed
-        tch::manual_seed(opts.seed as i64);
-        let vs = nn::VarStore::new(device);
-        let net = opts.recipe.model.build(&vs.root());
-        let weight_decay = match opts.recipe.optimizer {
-            Optimizer::Adam => 0.0,
-            Optimizer::AdamW { weight_decay } => weight_decay,
-        };
-        let adam = Adam::new(&vs, weight_decay);
-        let ema = match opts.recipe.ema {
-            decay if decay > 0.0 => Some(Ema::new(&opts.recipe.model, &vs, decay)?),
-            _ => None,
-        };
-        let mut learner = Learner { vs, net, adam, ema };
+        let mut learner = Learner::new(opts, device)?;
         let config = new_config(opts, device, data, &learner.vs);
         let training_images = splits.train.len() as u64;
         let (mut state, dir) = match opts.resume {
@@ -666,6 +717,7 @@ fn new_config(opts: &TrainOptions, device: Device, data: &Path, vs: &nn::VarStor
         seed: opts.seed,
         device: device::device_name(device),
         threads: tch::get_num_threads() as usize,
+        cuda_graph: opts.cuda_graph,
         trainable_parameters: models::parameter_count(vs),
         data_dir: data.to_path_buf(),
         libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),

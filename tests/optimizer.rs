@@ -1,4 +1,5 @@
-//! Our Adam and AdamW beside libtorch's, and their state saved and loaded. One test, so
+//! Our Adam and AdamW beside libtorch's, their state saved and loaded, and the learning
+//! rate read from a tensor beside the one passed by value. One test, so
 //! nothing else in this process runs beside it: libtorch's random generator and thread
 //! pool are shared by the whole process.
 
@@ -123,6 +124,37 @@ fn saved_state_continues_the_same_steps() {
     assert!(err.contains("exp_avg.fc1.weight"), "{err}");
 }
 
+/// The learning rate read from a tensor (as a step replayed from a CUDA graph reads it)
+/// moves the weights as the one passed by value does, step count and schedule included.
+/// Returns the largest difference after 20 one-cycle steps in float.
+fn learning_rate_on_the_device_steps_alike() -> f64 {
+    let (by_value_vs, by_value_net) = net(Kind::Float);
+    let (mut on_device_vs, on_device_net) = net(Kind::Float);
+    on_device_vs.copy(&by_value_vs).unwrap();
+    let mut by_value = Adam::new(&by_value_vs, 0.0);
+    let mut on_device = Adam::new(&on_device_vs, 0.0).for_cuda_graph();
+    let cycle = OneCycle {
+        peak: 5e-3,
+        total: 20,
+    };
+    for step in 0..20 {
+        let (xs, ys) = batch(step as i64, Kind::Float);
+        let (lr, beta1) = (cycle.learning_rate(step), cycle.beta1(step));
+        let loss = by_value_net
+            .forward_t(&xs, true)
+            .cross_entropy_for_logits(&ys);
+        by_value.backward_step(&loss, lr, beta1).unwrap();
+        // as a replayed step runs it: counted (and the rate set) first, then the update
+        on_device.count(lr);
+        let loss = on_device_net
+            .forward_t(&xs, true)
+            .cross_entropy_for_logits(&ys);
+        on_device.update(&loss, lr, beta1).unwrap();
+    }
+    assert_eq!(on_device.steps, 20);
+    max_difference(&by_value_vs, &on_device_vs)
+}
+
 /// In double precision the two compute the same update with rounding differences of
 /// about 1e-16, which 200 steps of training cannot grow to anything seen. In single
 /// precision the same differences (1e-7) can grow a thousandfold, because Adam divides
@@ -140,4 +172,7 @@ fn adam_and_adamw_match_libtorch_within_1e_5_after_200_steps_and_resume_exactly(
         assert!(diff <= 1e-5, "{name} in float: {diff}");
     }
     saved_state_continues_the_same_steps();
+    let diff = learning_rate_on_the_device_steps_alike();
+    eprintln!("the learning rate read from a tensor: after 20 steps {diff:e}");
+    assert!(diff <= 1e-6, "the learning rate read from a tensor: {diff}");
 }

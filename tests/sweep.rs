@@ -224,6 +224,17 @@ fn a_planned_sweep_run_by_gnu_parallel_gathers_into_the_one_process_table() {
         !tmp.path().join("planned").exists(),
         "--plan trains nothing"
     );
+    // a flag of the trainers reaches each planned command
+    let graphed = run_bin(
+        SWEEP,
+        &as_strs(&sweep("graphed", &["--plan", "--cuda-graph"])),
+    );
+    assert!(graphed.status.success(), "{}", stderr(&graphed));
+    let graphed = stdout(&graphed);
+    assert!(
+        graphed.lines().all(|l| l.contains(" --cuda-graph ")),
+        "{graphed}"
+    );
     let plan_file = tmp.path().join("plan.txt");
     std::fs::write(&plan_file, &lines).unwrap();
     let status = std::process::Command::new("parallel")

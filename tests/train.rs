@@ -385,6 +385,36 @@ fn cuda_on_a_machine_without_it_is_a_clear_error_before_any_work() {
 }
 
 #[test]
+fn cuda_graph_is_refused_off_cuda_and_with_a_schedule_that_moves_beta1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let refused = |bin: &str, extra: &[&str]| {
+        let mut argv = vec![
+            "--cuda-graph",
+            "--data-dir",
+            "/nonexistent",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        let result = run_bin(bin, &argv);
+        assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+        assert!(!out.exists(), "a run folder was made before the check");
+        stderr(&result)
+    };
+    let err = refused(CNN, &["--recipe", "strong"]);
+    assert!(
+        err.contains("--cuda-graph") && err.contains("one-cycle schedule moves Adam's β₁"),
+        "{err}"
+    );
+    let err = refused(DENSE, &["--device", "cpu"]);
+    assert!(
+        err.contains("--cuda-graph needs --device cuda") && err.contains("this run is on cpu"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_missing_data_folder_is_named_with_the_ways_to_get_it() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");

@@ -35,6 +35,9 @@ pub struct RunConfig {
     pub device: String,
     /// libtorch's intra-op threads.
     pub threads: usize,
+    /// Whether the steps were replayed from a CUDA graph (`--cuda-graph`).
+    #[serde(default)]
+    pub cuda_graph: bool,
     pub trainable_parameters: i64,
     /// The folder the data was read from (a name that is not UTF-8 is saved with its odd
     /// bytes replaced, as JSON holds only text).
@@ -185,6 +188,7 @@ pub(crate) mod tests {
             seed: 1,
             device: "cpu".into(),
             threads: 2,
+            cuda_graph: false,
             trainable_parameters: 101_770,
             data_dir: "data".into(),
             libtorch_version: "2.11.0".into(),

@@ -89,6 +89,7 @@ pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
         seed: 0,
         device: "cpu".into(),
         threads: 2,
+        cuda_graph: false,
         trainable_parameters: fashion_tch::models::parameter_count(&vs),
         data_dir: "data".into(),
         libtorch_version: "2.11.0".into(),
