@@ -24,6 +24,8 @@ pub(crate) struct GraphedStep {
     captured: Option<Captured>,
     graph: CudaGraph,
     warm_up_left: u32,
+    /// The batches captured: the recipe's size (an epoch's last may be smaller).
+    batch_size: i64,
 }
 
 /// The captured step's fixed memory: the batch it reads, the loss and logits it writes.
@@ -35,19 +37,21 @@ struct Captured {
 }
 
 impl GraphedStep {
-    /// Errs where CUDA graphs are not to be had: see [`CudaGraph::new`].
-    pub(crate) fn new(device: Device) -> Result<GraphedStep> {
+    /// A step for batches of `batch_size` on `device`. Errs where CUDA graphs are not to
+    /// be had: see [`CudaGraph::new`].
+    pub(crate) fn new(device: Device, batch_size: usize) -> Result<GraphedStep> {
         Ok(GraphedStep {
             captured: None,
             graph: CudaGraph::new(device)?,
             warm_up_left: WARM_UP_STEPS,
+            batch_size: batch_size as i64,
         })
     }
 
     /// One training step on images `xs` and labels `ys`. `step` is the step itself
     /// (forward, loss, backward, update), returning the loss and the logits: run as it is
-    /// while warming up, and for a batch of another size (an epoch's last); captured the
-    /// first time after; replayed on a copy of the batch from then on.
+    /// while warming up, and for a batch of another size (an epoch's last); captured on
+    /// the first full batch after; replayed on a copy of the batch from then on.
     pub(crate) fn run(
         &mut self,
         xs: &Tensor,
@@ -58,15 +62,14 @@ impl GraphedStep {
             self.warm_up_left -= 1;
             return self.graph.on_side_stream(|| step(xs, ys));
         }
+        if xs.size()[0] != self.batch_size {
+            return step(xs, ys);
+        }
         let captured = match self.captured.take() {
-            Some(mut c) if c.xs.size() == xs.size() => {
+            Some(mut c) => {
                 c.xs.copy_(xs);
                 c.ys.copy_(ys);
                 c
-            }
-            Some(c) => {
-                self.captured = Some(c);
-                return step(xs, ys);
             }
             None => {
                 // recorded, not run: the replay below takes this batch's step

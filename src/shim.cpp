@@ -21,6 +21,7 @@
 #ifdef FASHION_TCH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/core/DeviceGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -135,8 +136,12 @@ extern "C" int fashion_tch_graph_new(int device, FashionTchGraph** graph, char* 
                                      size_t error_len) {
 #ifdef FASHION_TCH_CUDA
   return guarded(
-      [&] { *graph = new FashionTchGraph(static_cast<c10::DeviceIndex>(device)); }, error,
-      error_len);
+      [&] {
+        const auto index = static_cast<c10::DeviceIndex>(device);
+        c10::DeviceGuard on_device(c10::Device(c10::DeviceType::CUDA, index));
+        *graph = new FashionTchGraph(index);
+      },
+      error, error_len);
 #else
   (void)device;
   (void)graph;
@@ -152,6 +157,9 @@ extern "C" int fashion_tch_graph(FashionTchGraph* graph, int what, char* error,
 #ifdef FASHION_TCH_CUDA
   return guarded(
       [&] {
+        // the capture, its memory pool, the random generator it registers and the
+        // synchronisation are all of the current device: make it the graph's
+        c10::DeviceGuard on_device(graph->side.device());
         switch (what) {
           case 0:
             c10::cuda::device_synchronize();

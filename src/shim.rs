@@ -202,13 +202,12 @@ impl CudaGraph {
     }
 
     /// Runs `f` with the graph's side stream as the current one, and the one before it
-    /// current again after, however `f` ends.
+    /// current again after, however `f` ends (a panic included).
     pub fn on_side_stream<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.op(GraphOp::EnterSideStream)?;
-        let result = f();
-        let left = self.op(GraphOp::LeaveSideStream);
-        let value = result?;
-        left?;
+        let leave = Then(self, Some(GraphOp::LeaveSideStream));
+        let value = f()?;
+        leave.now()?;
         Ok(value)
     }
 
@@ -218,11 +217,10 @@ impl CudaGraph {
     pub fn capture<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.on_side_stream(|| {
             self.op(GraphOp::BeginCapture)?;
-            let result = f();
             // a capture begun is ended, or the stream stays unusable
-            let ended = self.op(GraphOp::EndCapture);
-            let value = result?;
-            ended?;
+            let end = Then(self, Some(GraphOp::EndCapture));
+            let value = f()?;
+            end.now()?;
             Ok(value)
         })
     }
@@ -230,6 +228,27 @@ impl CudaGraph {
     /// Runs the captured kernels once, on the current stream.
     pub fn replay(&self) -> Result<()> {
         self.op(GraphOp::Replay)
+    }
+}
+
+/// `op` on the graph when dropped, unless [`Then::now`] ran it first: what was begun is
+/// ended however the code between ends, an error or a panic included.
+struct Then<'a>(&'a CudaGraph, Option<GraphOp>);
+
+impl Then<'_> {
+    fn now(mut self) -> Result<()> {
+        match self.1.take() {
+            Some(op) => self.0.op(op),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Then<'_> {
+    fn drop(&mut self) {
+        if let Some(op) = self.1.take() {
+            let _ = self.0.op(op);
+        }
     }
 }
 

@@ -283,7 +283,7 @@ impl Learner {
             _ => None,
         };
         let graph = match opts.cuda_graph {
-            true => Some(GraphedStep::new(device)?),
+            true => Some(GraphedStep::new(device, opts.recipe.batch_size)?),
             false => None,
         };
         Ok(Learner {
