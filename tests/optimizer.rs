@@ -126,10 +126,11 @@ fn saved_state_continues_the_same_steps() {
 
 /// The learning rate read from a tensor (as a step replayed from a CUDA graph reads it)
 /// moves the weights as the one passed by value does, step count and schedule included.
-/// Returns the largest difference after 20 one-cycle steps in float.
+/// Returns the largest difference after 20 one-cycle steps in double precision (the
+/// tensor holds the rate as a float32, as the CUDA kernel wants it).
 fn learning_rate_on_the_device_steps_alike() -> f64 {
-    let (by_value_vs, by_value_net) = net(Kind::Float);
-    let (mut on_device_vs, on_device_net) = net(Kind::Float);
+    let (by_value_vs, by_value_net) = net(Kind::Double);
+    let (mut on_device_vs, on_device_net) = net(Kind::Double);
     on_device_vs.copy(&by_value_vs).unwrap();
     let mut by_value = Adam::new(&by_value_vs, 0.0);
     let mut on_device = Adam::new(&on_device_vs, 0.0).for_cuda_graph();
@@ -138,7 +139,7 @@ fn learning_rate_on_the_device_steps_alike() -> f64 {
         total: 20,
     };
     for step in 0..20 {
-        let (xs, ys) = batch(step as i64, Kind::Float);
+        let (xs, ys) = batch(step as i64, Kind::Double);
         let (lr, beta1) = (cycle.learning_rate(step), cycle.beta1(step));
         let loss = by_value_net
             .forward_t(&xs, true)
@@ -156,10 +157,11 @@ fn learning_rate_on_the_device_steps_alike() -> f64 {
 }
 
 /// In double precision the two compute the same update with rounding differences of
-/// about 1e-16, which 200 steps of training cannot grow to anything seen. In single
-/// precision the same differences (1e-7) can grow a thousandfold, because Adam divides
-/// tiny, noisy gradients by their own size; our float update is shown to stay close on
-/// the first steps, and then checked to carry on exactly from a saved state.
+/// about 1e-16, which 200 steps of training cannot grow to anything seen. Two float
+/// trainings are compared nowhere: a gradient of about Adam's ε (1e-8) whose sign the
+/// last bits of a float sum decide moves its weight by ±lr, so two float computations of
+/// one step can differ by 1e-3, which failed this test now and then. Our float update is
+/// checked to carry on exactly from a saved state.
 #[test]
 fn adam_and_adamw_match_libtorch_within_1e_5_after_200_steps_and_resume_exactly() {
     tch::set_num_threads(2);
@@ -167,9 +169,6 @@ fn adam_and_adamw_match_libtorch_within_1e_5_after_200_steps_and_resume_exactly(
         let diff = ours_beside_libtorch(Kind::Double, weight_decay, 200);
         eprintln!("{name}: largest difference from libtorch's after 200 steps {diff:e}");
         assert!(diff <= 1e-5, "{name}: {diff}");
-        let diff = ours_beside_libtorch(Kind::Float, weight_decay, 20);
-        eprintln!("{name} in float: after 20 steps {diff:e}");
-        assert!(diff <= 1e-5, "{name} in float: {diff}");
     }
     saved_state_continues_the_same_steps();
     let diff = learning_rate_on_the_device_steps_alike();
