@@ -16,19 +16,29 @@ struct Cli {
     runs: Vec<PathBuf>,
     #[command(flatten)]
     weights: cli::WeightsArgs,
-    /// Where to write the chart
-    #[arg(long, default_value = "compare.svg", value_name = "FILE")]
-    out: PathBuf,
+    /// Where to write the chart [default: compare.svg, replaced by each compare]; an
+    /// existing file only with --force, and never one of a run folder's own files
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Replace the --out file if it exists
+    #[arg(long, requires = "out")]
+    force: bool,
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
     cli::run(|| {
-        run_dir::refuse_trainer_file(&args.out, "--out")?;
+        let out = match &args.out {
+            Some(out) => {
+                run_dir::refuse_to_replace(out, "--out", args.force)?;
+                out.clone()
+            }
+            None => PathBuf::from(compare::FILE),
+        };
         let runs = compare::read_runs(&args.runs)?;
         out!("{}", compare::table(&runs, args.weights.weights)?)?;
-        compare::chart(&args.out, &runs)?;
-        out!("wrote {}", args.out.display())?;
+        compare::chart(&out, &runs)?;
+        out!("wrote {}", out.display())?;
         Ok(())
     })
 }

@@ -38,14 +38,15 @@ fn main() -> ExitCode {
             out!("{}", found.report.to_text())?;
         }
         // the scores are out before the pictures, which a read-only folder refuses
-        let pictures = found
-            .draw(run)
+        let pictures = found.pictures()?;
+        let written = found
+            .draw(run, &pictures)
             .context("the scores above stand; the pictures could not be drawn")?;
         let page = found
             .write_report(run, &pictures)
             .context("the scores above stand; the report page could not be written")?;
         if !args.json {
-            for p in pictures.iter().chain([&page]) {
+            for p in written.iter().chain([&page]) {
                 out!("wrote {}", p.display())?;
             }
         }

@@ -7,6 +7,7 @@ use anyhow::{bail, ensure, Result};
 use clap::Parser;
 use fashion_tch::data::{self, CLASS_NAMES};
 use fashion_tch::predict::{self, Invert, Record};
+use fashion_tch::progress::printable;
 use fashion_tch::{cli, out, run_dir};
 
 /// Predict the class of PNG or JPEG images (any size or colour), given as files or
@@ -22,7 +23,7 @@ struct Cli {
     images: Vec<PathBuf>,
     /// Test-set images to classify instead, as A..B (B excluded) or one index; their true
     /// class is shown beside the prediction
-    #[arg(long, value_name = "A..B", value_parser = predict::parse_range)]
+    #[arg(long, allow_negative_numbers = true, value_name = "A..B", value_parser = predict::parse_range)]
     test_index: Option<std::ops::Range<i64>>,
     /// Flip dark and light: auto flips an image whose border is mostly light (the network
     /// saw light garments on a dark background)
@@ -80,8 +81,12 @@ fn report(records: &[Record], json: bool) -> Result<()> {
     }
     for r in records {
         match (&r.top, &r.error) {
-            (Some(top), _) => out!("{}: {}", r.file, predict::describe(top))?,
-            (None, error) => eprintln!("error: {}", error.as_deref().unwrap_or("unreadable")),
+            // one line a file, whatever its name holds
+            (Some(top), _) => out!("{}: {}", printable(&r.file), predict::describe(top))?,
+            (None, error) => eprintln!(
+                "error: {}",
+                printable(error.as_deref().unwrap_or("unreadable"))
+            ),
         }
     }
     Ok(())

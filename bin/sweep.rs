@@ -20,20 +20,21 @@ struct Cli {
     #[arg(long, value_enum)]
     model: ModelKind,
     /// Hidden units to try, comma-separated
-    #[arg(long, value_delimiter = ',', default_value = "128",
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',', default_value = "128",
           value_parser = clap::value_parser!(i64).range(1..))]
     hidden: Vec<i64>,
     /// CNN filter lists to try, separated by ';' (quote it): "16,32;32,64"
-    #[arg(long, default_value = "32,64", value_parser = parse_filter_list)]
+    #[arg(long, allow_negative_numbers = true, default_value = "32,64", value_parser = parse_filter_list)]
     filters: FilterList,
     /// Epoch counts to report, comma-separated; one run per size trains to the largest
-    #[arg(long, value_delimiter = ',', required = true,
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',', required = true,
           value_parser = clap::value_parser!(u32).range(1..))]
     epochs: Vec<u32>,
     /// Seeds to repeat each size with, comma-separated; the table and chart give each
     /// figure's mean and spread [default: --seed's, else 0]
     #[arg(
         long,
+        allow_negative_numbers = true,
         value_delimiter = ',',
         value_name = "N,N,…",
         conflicts_with = "seed"

@@ -12,15 +12,8 @@ run=$1
 page="$run/report.html"
 out=${2:-$run/report.png}
 [ -f "$page" ] || die "$page does not exist: run evaluate $run first"
-browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null ||
-    die "no chromium here: install Debian's chromium (apt-get install chromium)"
-  say "installing Debian's chromium"
-  apt-get install -y -qq chromium >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null 2>&1 || true; apt-get install -y -qq chromium >/dev/null; }
-  browser=$(command -v chromium)
-fi
+browser=$("$(dirname "${BASH_SOURCE[0]}")/test_tools.sh" chromium) ||
+  die "no chromium here: install Debian's chromium (apt-get install chromium)"
 # tall enough for the whole page: the report is one column
 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars \
   --window-size=1100,4200 --screenshot="$(realpath -m "$out")" \

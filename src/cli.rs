@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
@@ -12,10 +11,14 @@ use crate::device::DeviceChoice;
 use serde::Serialize;
 
 use crate::models::ModelKind;
+use crate::progress::for_terminal;
 use crate::recipe::{positive_f64, Overrides, Recipe, RecipeArgs, RecipeName};
 use crate::run_dir::{self, resume, Weights};
 use crate::stop;
 use crate::train::{Interrupted, Resume, TrainOptions};
+
+/// `--checkpoint-every`'s default.
+pub const CHECKPOINT_MINUTES: f64 = 5.0;
 
 /// How to train: the flags the trainers and `sweep` share.
 #[derive(Args, Debug, Clone)]
@@ -28,12 +31,12 @@ pub struct TrainArgs {
     /// dropout), which is also seeded by the epoch and step, so a resumed run draws what
     /// it would have drawn; on the CPU, the same seed and --threads give the same numbers
     /// [default: 0]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,
 
     /// Minutes between checkpoints within an epoch (one is also saved at every epoch's
     /// end and on Ctrl-C); a kill or power cut loses at most this much work
-    #[arg(long, value_name = "MINUTES", default_value_t = 5.0, value_parser = minutes)]
+    #[arg(long, allow_negative_numbers = true, value_name = "MINUTES", default_value_t = CHECKPOINT_MINUTES, value_parser = minutes)]
     pub checkpoint_every: f64,
 
     /// With --resume (or a rerun of sweep) on a run folder made before checkpoints
@@ -59,19 +62,12 @@ pub struct TrainArgs {
     pub cuda_graph: bool,
 }
 
-impl TrainArgs {
-    /// `--checkpoint-every` as a duration.
-    pub(crate) fn checkpoint_every(&self) -> Duration {
-        Duration::from_secs_f64(self.checkpoint_every * 60.0)
-    }
-}
-
 /// Which run: a new one, or one to continue.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the
     /// CNN, 48 with --recipe strong]; with --resume, the number of further epochs
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
 
     /// The run folder for config.json, metrics.csv, model.safetensors and the checkpoint
@@ -128,7 +124,7 @@ pub struct DeviceArgs {
 
     /// CPU threads for libtorch [default: one per physical core; 1 to train the dense
     /// net, whose steps are too small to share between cores; with --resume, the run's]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 }
 
@@ -212,7 +208,7 @@ pub fn options(
         out: None,
         resume: None,
         quiet: train.quiet,
-        checkpoint_every: train.checkpoint_every(),
+        checkpoint_minutes: train.checkpoint_every,
         after_epoch: run_dir::draw_curves,
         tensorboard: !train.no_tensorboard,
         patience_from: None,
@@ -288,12 +284,15 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<()> + std::panic::UnwindSafe) -
     match std::panic::catch_unwind(body) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(err)) if err.is::<Interrupted>() => {
-            eprintln!("{err}");
+            eprintln!("{}", for_terminal(&err.to_string()));
             ExitCode::from(stop::EXIT_CODE)
         }
         Ok(Err(err)) if is_broken_pipe(&err) => ExitCode::from(141),
         Ok(Err(err)) => {
-            eprintln!("error: {}", crate::progress::error_text(&err));
+            eprintln!(
+                "error: {}",
+                for_terminal(&crate::progress::error_text(&err))
+            );
             ExitCode::FAILURE
         }
         // the hook above has told what happened
@@ -346,7 +345,7 @@ mod tests {
         let o = cli.common.train_options(ModelKind::Cnn, &flags).unwrap();
         assert_eq!(o.recipe, crate::recipe::Recipe::lesson(ModelKind::Cnn));
         assert_eq!((o.seed, o.resume), (0, None));
-        assert_eq!(o.checkpoint_every, Duration::from_secs(300));
+        assert_eq!(o.checkpoint_minutes, 5.0);
         assert_eq!(o.device, DeviceChoice::Auto);
     }
 

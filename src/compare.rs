@@ -9,6 +9,9 @@ use crate::plots::{self, Line};
 use crate::recipe::RecipeName;
 use crate::run_dir::{self, EpochMetrics, RunConfig, Weights};
 
+/// The chart's file where `--out` is not given: in the working folder.
+pub const FILE: &str = "compare.svg";
+
 /// One run's folder (as given, which names it in the table and chart), config and
 /// metrics.
 pub struct RunSummary {
@@ -89,7 +92,7 @@ pub fn chart(path: &Path, runs: &[RunSummary]) -> Result<()> {
     let lines: Vec<Line> = runs
         .iter()
         .map(|r| Line {
-            label: r.path.display().to_string(),
+            label: crate::progress::printable(&r.path.to_string_lossy()).into_owned(),
             points: r
                 .metrics
                 .iter()
@@ -97,5 +100,5 @@ pub fn chart(path: &Path, runs: &[RunSummary]) -> Result<()> {
                 .collect(),
         })
         .collect();
-    plots::compare(path, &lines)
+    crate::files::write_atomically(path, plots::compare(&lines)?.as_bytes())
 }

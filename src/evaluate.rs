@@ -2,7 +2,8 @@
 //! run folder: `predictions.svg`, `confusion.svg` and, for a CNN, `filters.svg`, and
 //! `report.html`, the run on one page ([`crate::report`]). These are evaluate's own
 //! files: it writes none that a trainer writes (`curves.svg` is the trainer's, redrawn
-//! after every epoch), so it can run beside a training.
+//! after every epoch), so it can run beside a training. It reads none of the folder's
+//! pictures either: the page's are drawn here, the curves from `metrics.csv`'s numbers.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 
 use crate::data::{self, Split, CLASS_NAMES};
+use crate::files;
 use crate::models::ModelSpec;
 use crate::plots::{self, FilterView, Prediction};
 use crate::report;
@@ -24,8 +26,18 @@ pub struct Evaluation {
     /// The weights it scored, and the epoch they are from.
     pub weights: PathBuf,
     pub epoch: u32,
+    /// The finished epochs' rows of `metrics.csv`.
+    history: Vec<run_dir::EpochMetrics>,
     predictions: Vec<Prediction>,
     filters: Option<FilterView>,
+}
+
+/// One of evaluate's pictures: its file in the run folder, its heading on the page, and
+/// its SVG.
+pub struct Picture {
+    pub file: &'static str,
+    heading: &'static str,
+    svg: String,
 }
 
 /// Scores the `which` weights of the run in `run` on the test set of the data in
@@ -52,35 +64,53 @@ pub fn evaluate(
         filters,
         epoch: loaded.epoch,
         weights: loaded.weights,
+        history: loaded.history,
     })
 }
 
 impl Evaluation {
-    /// Draws the pictures into the run folder `run`; returns their paths.
-    pub fn draw(&self, run: &Path) -> Result<Vec<PathBuf>> {
-        let mut pictures = vec![run.join("predictions.svg"), run.join("confusion.svg")];
-        plots::predictions(&pictures[0], &self.predictions)?;
-        plots::confusion(&pictures[1], &self.report.confusion, &CLASS_NAMES)?;
+    /// Draws evaluate's pictures: the predictions, the confusion matrix and, for a CNN,
+    /// the filters.
+    pub fn pictures(&self) -> Result<Vec<Picture>> {
+        let mut pictures = vec![
+            Picture {
+                file: "predictions.svg",
+                heading: "The first test images",
+                svg: plots::predictions(&self.predictions)?,
+            },
+            Picture {
+                file: "confusion.svg",
+                heading: "Confusion matrix",
+                svg: plots::confusion(&self.report.confusion, &CLASS_NAMES)?,
+            },
+        ];
         if let Some(view) = &self.filters {
-            let path = run.join("filters.svg");
-            plots::filters(&path, view)?;
-            pictures.push(path);
+            pictures.push(Picture {
+                file: "filters.svg",
+                heading: "The first layer's filters",
+                svg: plots::filters(view)?,
+            });
         }
         Ok(pictures)
     }
 
-    /// Writes `report.html` into the run folder `run`, with the `pictures` [`draw`] drew
-    /// and the trainer's curves; returns its path.
-    ///
-    /// [`draw`]: Evaluation::draw
-    pub fn write_report(&self, run: &Path, pictures: &[PathBuf]) -> Result<PathBuf> {
-        let heading = |p: &PathBuf| match p.file_name().and_then(|n| n.to_str()) {
-            Some("predictions.svg") => "The first test images",
-            Some("confusion.svg") => "Confusion matrix",
-            _ => "The first layer's filters",
-        };
-        let mut shown = vec![("Training curves", run.join("curves.svg"))];
-        shown.extend(pictures.iter().map(|p| (heading(p), p.clone())));
+    /// Writes `pictures` into the run folder `run`; returns their paths.
+    pub fn draw(&self, run: &Path, pictures: &[Picture]) -> Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
+        for picture in pictures {
+            let path = run.join(picture.file);
+            files::write_atomically(&path, picture.svg.as_bytes())?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+
+    /// Writes `report.html` into the run folder `run`, with the training curves (drawn
+    /// from the run's numbers) and `pictures`; returns its path.
+    pub fn write_report(&self, run: &Path, pictures: &[Picture]) -> Result<PathBuf> {
+        let curves = run_dir::curves(&self.config, &self.history)?;
+        let mut shown = vec![("Training curves", curves.as_str())];
+        shown.extend(pictures.iter().map(|p| (p.heading, p.svg.as_str())));
         report::Page {
             run,
             config: &self.config,

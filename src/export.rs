@@ -63,7 +63,8 @@ pub fn export(run: &Path, which: Weights, out: Option<&Path>, force: bool) -> Re
 pub const FILE: &str = "model.pt";
 
 /// Errs when writing `out` would overwrite what export did not make: a file of the run
-/// (in the run folder, only `own` is export's), a folder, or, without `force`, any file.
+/// (in the run folder, only `own` is export's), a file of any other run, a folder, or,
+/// without `force`, any file.
 fn check_out(run: &Path, out: &Path, own: &Path, force: bool) -> Result<()> {
     let folder = out.parent().filter(|p| !p.as_os_str().is_empty());
     let in_run = match (
@@ -82,19 +83,10 @@ fn check_out(run: &Path, out: &Path, own: &Path, force: bool) -> Result<()> {
         run.display(),
         own.display()
     );
-    run_dir::refuse_trainer_file(out, "--out")?;
-    ensure!(
-        !out.is_dir(),
-        "--out {} is a folder; give a file name, like {}",
-        out.display(),
-        out.join(FILE).display()
-    );
-    ensure!(
-        is_own || force || !out.exists(),
-        "--out {} already exists; give --force to replace it, or another file name",
-        out.display()
-    );
-    Ok(())
+    match is_own {
+        true => Ok(()),
+        false => run_dir::refuse_to_replace(out, "--out", force),
+    }
 }
 
 /// The class names, in the order of the module's outputs.

@@ -1,15 +1,94 @@
-//! Writing files so that a crash never leaves half of one: each is written to a
-//! temporary file beside it, flushed to disk, and renamed over the old one. Errors name
-//! the file and say what the system said ("No space left on device").
+//! Files, read and written as a folder someone else handed us can hold them:
+//! - read: only regular files, and no more than a bound, so that a pipe, a device or a
+//!   link to `/dev/zero` named like a run's file never hangs a reader or fills its memory
+//!   (`read_regular`);
+//! - written: so that a crash never leaves half of one, each written to a temporary file
+//!   beside it, flushed to disk, and renamed over the old one (`replace_with`).
+//!
+//! Errors name the file and say what the system said ("No space left on device").
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::{Dtype, View};
 use tch::Tensor;
+
+/// The most a reader takes of a file that should be small: `config.json`, `metrics.csv`,
+/// a picture, a lock file.
+pub(crate) const SMALL_FILE: u64 = 16 << 20;
+/// The most a reader takes of a file of tensors (weights, a checkpoint) or of events.
+pub(crate) const LARGE_FILE: u64 = 4 << 30;
+
+/// The bytes of the regular file `path`, at most `limit` of them. A pipe, socket,
+/// device or folder of that name is refused before anything waits on it (it is opened
+/// without blocking, and checked once open), and so is a file larger than `limit`.
+pub(crate) fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file (a folder, pipe, socket or device), so it is not read",
+            path.display()
+        );
+    }
+    if meta.len() > limit {
+        bail!(
+            "{} is {} bytes, more than the {limit} bytes such a file may have, so it is not \
+             read",
+            path.display(),
+            meta.len(),
+        );
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // a file that grows while it is read still stops at the bound
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    ensure!(
+        bytes.len() as u64 <= limit,
+        "{} grew past {limit} bytes as it was read, so it is not read",
+        path.display()
+    );
+    Ok(bytes)
+}
+
+/// [`read_regular`], with `None` when there is no file of that name.
+pub(crate) fn read_regular_if_any(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {
+    match read_regular(path, limit) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `err` says that a file is not there.
+pub(crate) fn is_not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// The text of the regular file `path`, at most `limit` bytes of UTF-8 (a byte-order mark
+/// at its start left out, as editors on Windows write one).
+pub(crate) fn read_regular_text(path: &Path, limit: u64) -> Result<String> {
+    let bytes = read_regular(path, limit)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -35,7 +114,7 @@ pub(crate) fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>)
     }
     let done = (|| -> Result<()> {
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&format!(".{}.", temporary_stem(&name)))
             .suffix(".tmp")
             // as a plain create would make it (0o666 less the umask), not the owner-only
             // default of temporary files: PyTorch and other users read these
@@ -51,11 +130,22 @@ pub(crate) fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>)
     done.with_context(|| format!("writing {}", path.display()))
 }
 
+/// The part of a file's name that its temporary file's name takes: the whole of it, or
+/// of a long one its first 200 bytes, so that the temporary's name (12 bytes longer)
+/// stays within the 255 bytes a file name may have.
+fn temporary_stem(name: &str) -> &str {
+    let mut end = name.len().min(200);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// Whether `name` is one of the temporary files [`replace_with`] makes for a file named
 /// `target` (left behind only when the process was killed while writing it).
 pub(crate) fn is_temporary_of(name: &str, target: &str) -> bool {
     name.strip_prefix('.')
-        .and_then(|n| n.strip_prefix(target))
+        .and_then(|n| n.strip_prefix(temporary_stem(target)))
         .is_some_and(|rest| rest.starts_with('.') && rest.ends_with(".tmp"))
 }
 

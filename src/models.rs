@@ -385,7 +385,7 @@ fn channels_last(weight: &tch::Tensor) {
 #[derive(clap::Args, Serialize, Clone, Debug, Default)]
 pub struct DenseArgs {
     /// Units in the hidden layer [default: 128]
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub hidden: Option<i64>,
 }
 
@@ -395,11 +395,11 @@ pub struct CnnArgs {
     /// Filters of each convolution block, e.g. 32,64 (one to four blocks)
     /// [default: 32,64]
     // the full path keeps clap from reading Vec as "the flag repeated"
-    #[arg(long, value_parser = parse_filters)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_filters)]
     pub filters: Option<std::vec::Vec<i64>>,
     /// Convolutions in each block, each followed by its ReLU (and batch norm): one count
     /// for every block, or one per block, e.g. 1,2 [default: 1; 1,2 with --recipe strong]
-    #[arg(long, value_parser = parse_convs)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_convs)]
     pub convs: Option<std::vec::Vec<i64>>,
     /// Score each image as the average of the network's logits over these views of it
     /// (test-time augmentation), in validation, testing, evaluate, predict and export:
@@ -409,11 +409,11 @@ pub struct CnnArgs {
     #[arg(long, value_enum, value_name = "one|mirror|shifted")]
     pub views: Option<Views>,
     /// Units in the hidden dense layer [default: 128; 256 with --recipe strong]
-    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub hidden: Option<i64>,
     /// The share of each dense layer's inputs dropped at random in each training step
     /// (dropout), from 0 (none) to below 1 [default: 0; 0.1 with --recipe strong]
-    #[arg(long, value_name = "SHARE", value_parser = crate::recipe::share)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SHARE", value_parser = crate::recipe::share)]
     pub dropout: Option<f64>,
 }
 

@@ -1,10 +1,9 @@
 //! The pictures, as SVG files that open in any browser: training curves, a grid of
 //! predictions, the confusion matrix as a heat map, the CNN's first-layer filters with
-//! their feature maps, several runs compared, and a sweep. Each file is drawn in memory
-//! and written atomically. They take plain numbers and names: nothing here knows about
-//! training, run folders or the dataset.
-
-use std::path::Path;
+//! their feature maps, several runs compared, and a sweep. Each is drawn in memory and
+//! returned as its SVG text, which the caller writes to a file or into a page. They take
+//! plain numbers and names: nothing here knows about training, files, run folders or the
+//! dataset.
 
 use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
@@ -13,16 +12,10 @@ use plotters::element::BitMapElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::files::write_atomically;
-
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
-/// Draws with `draw` on a `width`×`height` SVG and writes it to `path`.
-fn svg(
-    path: &Path,
-    (width, height): (u32, u32),
-    draw: impl FnOnce(&Area) -> Result<()>,
-) -> Result<()> {
+/// Draws with `draw` on a `width`×`height` SVG; returns its text.
+fn svg((width, height): (u32, u32), draw: impl FnOnce(&Area) -> Result<()>) -> Result<String> {
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, (width, height)).into_drawing_area();
@@ -30,7 +23,7 @@ fn svg(
         draw(&root)?;
         root.present().map_err(plot_error)?;
     }
-    write_atomically(path, text.as_bytes())
+    Ok(text)
 }
 
 fn plot_error(e: impl std::fmt::Display) -> anyhow::Error {
@@ -73,8 +66,8 @@ pub struct Line {
 const COLOURS: [RGBColor; 3] = [BLUE, RED, GREEN];
 
 /// `curves.svg`: the `loss` and `accuracy` lines per epoch, side by side.
-pub fn curves(path: &Path, loss: &[Line], accuracy: &[Line]) -> Result<()> {
-    svg(path, (960, 400), |root| {
+pub fn curves(loss: &[Line], accuracy: &[Line]) -> Result<String> {
+    svg((960, 400), |root| {
         let panels = root.split_evenly((1, 2));
         // the legend goes where the curves are not: loss falls, accuracy rises
         let charts = [
@@ -156,8 +149,8 @@ fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) 
 }
 
 /// `compare.svg`: test accuracy per epoch of several runs (a line each) on one chart.
-pub fn compare(path: &Path, runs: &[Line]) -> Result<()> {
-    svg(path, (900, 500), |root| {
+pub fn compare(runs: &[Line]) -> Result<String> {
+    svg((900, 500), |root| {
         let mut chart = epoch_chart(root, "test accuracy per epoch", runs, 1.0, (22, 60))?;
         for (i, line) in runs.iter().enumerate() {
             series(&mut chart, line, Palette99::pick(i).to_rgba())?;
@@ -177,8 +170,8 @@ pub struct SweepLine {
 
 /// `sweep.svg`: accuracy against size, a colour per epoch count: test accuracy solid,
 /// train accuracy dashed, so the overfitting gap between them shows.
-pub fn sweep(path: &Path, sizes: &[String], lines: &[SweepLine]) -> Result<()> {
-    svg(path, (900, 520), |root| {
+pub fn sweep(sizes: &[String], lines: &[SweepLine]) -> Result<String> {
+    svg((900, 520), |root| {
         let ranges = lines.iter().flat_map(|l| &l.test_range);
         let accs = lines.iter().flat_map(|l| l.test.iter().chain(&l.train));
         let y = padded_range(accs.copied().chain(ranges.flat_map(|r| [r.0, r.1])), 1.0);
@@ -262,12 +255,12 @@ fn side_of(pixels: &[f32]) -> usize {
 
 /// `predictions.svg`: test images in a grid, each with its predicted and true label;
 /// mistakes in red, as in the lesson's plots.
-pub fn predictions(path: &Path, items: &[Prediction]) -> Result<()> {
+pub fn predictions(items: &[Prediction]) -> Result<String> {
     const SCALE: u32 = 4;
     const CELL: (u32, u32) = (170, 160);
     let cols = 5u32;
     let rows = (items.len() as u32).div_ceil(cols).max(1);
-    svg(path, (cols * CELL.0, rows * CELL.1), |root| {
+    svg((cols * CELL.0, rows * CELL.1), |root| {
         for (i, item) in items.iter().enumerate() {
             let (x, y) = ((i as u32 % cols) * CELL.0, (i as u32 / cols) * CELL.1);
             let side = side_of(&item.pixels);
@@ -299,8 +292,8 @@ pub fn predictions(path: &Path, items: &[Prediction]) -> Result<()> {
 
 /// `confusion.svg`: the confusion matrix as a heat map, counts written in each cell;
 /// `names`: the classes, in the order of the rows and columns.
-pub fn confusion(path: &Path, matrix: &[Vec<u64>], names: &[&str]) -> Result<()> {
-    svg(path, (720, 680), |root| {
+pub fn confusion(matrix: &[Vec<u64>], names: &[&str]) -> Result<String> {
+    svg((720, 680), |root| {
         let root = root
             .titled(
                 "confusion matrix (rows: true class, columns: predicted)",
@@ -381,7 +374,7 @@ pub struct FilterView {
 /// `filters.svg`: the first convolution's filters, their feature maps for one test image,
 /// and the maps after max pooling: what the lesson explains about convolution and
 /// pooling in words.
-pub fn filters(path: &Path, view: &FilterView) -> Result<()> {
+pub fn filters(view: &FilterView) -> Result<String> {
     let n = view.kernels.len() as i32;
     let cols = 16i32;
     let rows = (n + cols - 1) / cols;
@@ -389,7 +382,7 @@ pub fn filters(path: &Path, view: &FilterView) -> Result<()> {
     let section = rows * cell + 40;
     let width = (cols * cell + 40) as u32;
     let height = (150 + 3 * section) as u32;
-    svg(path, (width, height), |root| {
+    svg((width, height), |root| {
         let heading = |text: &str, y: i32| {
             root.draw_text(text, &("sans-serif", 16).into_font().into(), (20, y))
                 .map_err(plot_error)

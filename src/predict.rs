@@ -79,10 +79,16 @@ pub(crate) fn load_image(path: &Path, invert: Invert) -> Result<Vec<f32>> {
         "{} is {w}×{h} pixels; images up to {MAX_SIDE}×{MAX_SIDE} are accepted (scale it down first)",
         path.display()
     );
-    let grey = open()?
-        .decode()
-        .with_context(|| format!("{} is not a readable image", path.display()))?
-        .to_luma8();
+    let decoded = open()?.decode().map_err(|e| match e {
+        // the decoder's own bound on memory (512 MiB): a large image of many bytes a pixel
+        image::ImageError::Limits(_) => anyhow::anyhow!(
+            "{} is {w}×{h} pixels, too many bytes to decode in memory at its colour depth; \
+             scale it down first",
+            path.display()
+        ),
+        e => anyhow::Error::new(e).context(format!("{} is not a readable image", path.display())),
+    })?;
+    let grey = decoded.to_luma8();
     Ok(to_network_input(&grey, invert))
 }
 
@@ -155,26 +161,27 @@ pub fn top_k(net: &impl ModuleT, images: &Tensor, k: i64) -> Vec<Vec<(usize, f64
         .collect()
 }
 
-/// The files to classify: each file given, and the files in each folder given (not in its
-/// subfolders), in name order. A path that does not exist is an error that names it.
+/// The files to classify: each file given, and what is in each folder given but its
+/// subfolders, in name order. A path that cannot be looked at is an error that names it
+/// and says why ("No such file or directory", "Too many levels of symbolic links"); an
+/// entry that is not a regular file (a pipe, a device) is kept, for the classifying to
+/// name it, as it does a file that is not an image.
 pub fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
-        if path.is_dir() {
+        let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        if meta.is_dir() {
             let entries = fs::read_dir(path)
                 .with_context(|| format!("reading the folder {}", path.display()))?;
             let mut inside: Vec<PathBuf> = entries
                 .map(|e| e.map(|e| e.path()))
                 .collect::<Result<_, _>>()
                 .with_context(|| format!("reading the folder {}", path.display()))?;
-            // as a listing shows them: what is not a regular file is left out
-            inside.retain(|p| p.is_file());
+            inside.retain(|p| !p.is_dir());
             inside.sort();
             files.extend(inside);
-        } else if path.exists() {
-            files.push(path.clone());
         } else {
-            bail!("{} does not exist", path.display());
+            files.push(path.clone());
         }
     }
     Ok(files)

@@ -12,12 +12,42 @@ macro_rules! out {
     };
 }
 
-/// Writes `args` and a line end to standard output.
+/// Writes `args` and a line end to standard output, with any control character but line
+/// ends and tabs written as an escape ([`for_terminal`]).
 pub fn write_line(args: std::fmt::Arguments) -> std::io::Result<()> {
     use std::io::Write;
+    let line = args.to_string();
     let mut stdout = std::io::stdout().lock();
-    stdout.write_fmt(args)?;
+    stdout.write_all(for_terminal(&line).as_bytes())?;
     stdout.write_all(b"\n")
+}
+
+/// `text` with every control character written as Rust writes it in a string (`\n`,
+/// `\u{1b}`): what a name read from outside (a folder, a file) looks like on one line of
+/// output or in a page, where it can neither fake a line nor drive the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |_| true)
+}
+
+/// `text` as it may reach a terminal: [`printable`], but line ends and tabs kept, for
+/// output of several lines.
+pub fn for_terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c| c != '\n' && c != '\t')
+}
+
+fn escape_controls(text: &str, escaped: fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escape = |c: char| c.is_control() && escaped(c);
+    if !text.chars().any(escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match escape(c) {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `n` and `noun`, plural unless `n` is 1: "1 epoch", "2 epochs".
@@ -25,6 +55,16 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
     match n.into() {
         1 => format!("1 {noun}"),
         n => format!("{n} {noun}s"),
+    }
+}
+
+/// `x` as short as it reads back exactly: as Rust writes it (`0.001`), or in scientific
+/// notation where that is much shorter (`1e300`, not 301 digits).
+pub fn number(x: f64) -> String {
+    let (plain, scientific) = (x.to_string(), format!("{x:e}"));
+    match plain.len() > scientific.len() + 4 {
+        true => scientific,
+        false => plain,
     }
 }
 
@@ -103,5 +143,25 @@ mod tests {
             error_text(&err),
             "a.png is not a readable image: Invalid PNG signature."
         );
+    }
+
+    #[test]
+    fn numbers_are_as_short_as_they_read_back() {
+        for (x, shown) in [
+            (0.001, "0.001"),
+            (1e300, "1e300"),
+            (0.3333, "0.3333"),
+            (2e-9, "2e-9"),
+        ] {
+            assert_eq!(number(x), shown);
+            assert_eq!(number(x).parse::<f64>().unwrap(), x);
+        }
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_escapes() {
+        assert_eq!(printable("runs/a\nb\u{1b}[31m"), "runs/a\\nb\\u{1b}[31m");
+        assert_eq!(printable("plain ünïcode"), "plain ünïcode");
+        assert_eq!(for_terminal("two\nlines\t\u{7}"), "two\nlines\t\\u{7}");
     }
 }

@@ -505,35 +505,35 @@ fn flag_value(value: &Value) -> String {
 #[derive(clap::Args, Serialize, Clone, Debug, Default)]
 pub struct RecipeArgs {
     /// Images per optimisation step [default: 32; 128 with --recipe strong]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: Option<u32>,
 
     /// Adam's learning rate, above 0; with --recipe strong, the peak of its one-cycle
     /// schedule [default: 0.001; 0.005 with --recipe strong]
-    #[arg(long = "lr", value_parser = positive_f64)]
+    #[arg(long = "lr", allow_negative_numbers = true, value_parser = positive_f64)]
     pub learning_rate: Option<f64>,
 
     /// Training images held out (the last N, fewer than the training set) and scored
     /// every epoch, to choose settings on without looking at the test set; 0 trains on
     /// all of them (the final fit, once settings are chosen); the best epoch's weights are
     /// kept in best.safetensors [default: 0; 5000 with --recipe strong]
-    #[arg(long = "validation", value_name = "N")]
+    #[arg(long = "validation", allow_negative_numbers = true, value_name = "N")]
     pub validation_images: Option<u32>,
 
     /// Stop when the validation accuracy has not improved for N epochs, and say so (the
     /// best epoch's weights are in best.safetensors); needs images held out (--validation)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stop: Option<u32>,
 
     /// The share of each label spread evenly over the ten classes, from 0 (plain
     /// labels) to below 1; the training loss only [default: 0; 0.1 with --recipe strong]
-    #[arg(long, value_name = "SHARE", value_parser = share)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SHARE", value_parser = share)]
     pub label_smoothing: Option<f64>,
 
     /// AdamW's weight decay: each step shrinks the weights by this share of the learning
     /// rate, apart from the gradient; 0 or more; AdamW only (--recipe strong)
     /// [default: 0.05 with --recipe strong]
-    #[arg(long, value_name = "DECAY", value_parser = non_negative_f64)]
+    #[arg(long, allow_negative_numbers = true, value_name = "DECAY", value_parser = non_negative_f64)]
     #[serde(skip)]
     pub weight_decay: Option<f64>,
 
@@ -541,7 +541,7 @@ pub struct RecipeArgs {
     /// way to the trained weights after every step, and use it for validation, testing
     /// and the saved weights (model.safetensors, best.safetensors); from 0 (none) to below
     /// 1: 0.999 averages over about the last 1,000 steps [default: 0]
-    #[arg(long, value_name = "DECAY", value_parser = share)]
+    #[arg(long, allow_negative_numbers = true, value_name = "DECAY", value_parser = share)]
     pub ema: Option<f64>,
 
     /// With augmentation (--recipe strong): mirror each training image in every other
@@ -552,7 +552,7 @@ pub struct RecipeArgs {
 
     /// With augmentation (--recipe strong): zero a square of PIXELS × PIXELS at a random
     /// place in each training image (cutout); 0 for none [default: 0]
-    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(0..=28))]
+    #[arg(long, allow_negative_numbers = true, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(0..=28))]
     pub cutout: Option<u32>,
 
     /// The training step's arithmetic: f32, or bf16 (autocast runs matrix products and

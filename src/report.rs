@@ -2,14 +2,19 @@
 //! the test figures and which weights were scored, the settings, the training curves,
 //! the per-class table, the confusion matrix, the predictions and (for a CNN) the
 //! filters. It is the pictures and tables the project already makes, put together in a
-//! single self-contained file: the SVGs are written into the page, so it opens offline
-//! in any browser, and it is well-formed XML, so a program can read it too.
+//! single self-contained file that opens offline in any browser, and well-formed XML, so
+//! a program can read it too.
+//!
+//! A run folder may come from someone else, so the page pastes in nothing it was handed:
+//! its text is escaped (control characters too, which XML cannot hold), and its pictures,
+//! drawn by `evaluate` itself, go in as `<img>` data, where no script in an SVG runs and
+//! no markup in one can break the page.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use base64::Engine as _;
 use serde_json::Value;
 
 use crate::files::write_atomically;
@@ -27,8 +32,8 @@ pub struct Page<'a> {
     /// The weights scored, and their epoch.
     pub weights: &'a Path,
     pub epoch: u32,
-    /// The pictures, in the order shown, with a heading each.
-    pub pictures: Vec<(&'static str, PathBuf)>,
+    /// The pictures, in the order shown: a heading each, and its SVG.
+    pub pictures: Vec<(&'static str, &'a str)>,
 }
 
 impl Page<'_> {
@@ -63,8 +68,13 @@ impl Page<'_> {
         body += &format!("<h2>Settings</h2>\n{}", settings_table(self.config));
         body += "<h2>Per class</h2>\n";
         body += &self.per_class_table();
-        for (heading, path) in &self.pictures {
-            let _ = write!(body, "<h2>{}</h2>\n{}", escape(heading), inline_svg(path));
+        for (heading, svg) in &self.pictures {
+            let _ = write!(
+                body,
+                "<h2>{}</h2>\n{}",
+                escape(heading),
+                image(heading, svg)
+            );
         }
         format!(
             "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n\
@@ -97,7 +107,7 @@ impl Page<'_> {
 const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;\
 color:#222}table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;\
 padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}\
-.figures{font-size:1.2em}svg{max-width:100%;height:auto}";
+.figures{font-size:1.2em}img{max-width:100%;height:auto}";
 
 /// The config's settings, a row each (`recipe.model.hidden`: 128).
 fn settings_table(config: &RunConfig) -> String {
@@ -131,28 +141,20 @@ fn settings_table(config: &RunConfig) -> String {
     out + "</table>\n"
 }
 
-/// The SVG file at `path`, to write into the page (without its XML declaration); a
-/// note where there is none.
-fn inline_svg(path: &Path) -> String {
-    match fs::read_to_string(path) {
-        Ok(svg) => {
-            let svg = match svg.find("<svg") {
-                Some(start) => &svg[start..],
-                None => &svg,
-            };
-            format!("<figure>{svg}</figure>\n")
-        }
-        Err(e) => format!(
-            "<p>{} could not be read: {}</p>\n",
-            escape(&path.display().to_string()),
-            escape(&e.to_string())
-        ),
-    }
+/// The SVG `svg` as an image of the page, under the description `alt`.
+fn image(alt: &str, svg: &str) -> String {
+    let data = base64::engine::general_purpose::STANDARD.encode(svg);
+    format!(
+        "<figure><img alt=\"{}\" src=\"data:image/svg+xml;base64,{data}\"/></figure>\n",
+        escape(alt)
+    )
 }
 
-/// `text` with the characters HTML gives meaning to written as entities.
+/// `text` with the characters HTML gives meaning to written as entities, and control
+/// characters, which XML cannot hold, as escapes (`\u{1b}`).
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
+    crate::progress::printable(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")

@@ -19,7 +19,7 @@ use crate::files::{is_temporary_of, write_atomically};
 use crate::models::{comma_list, ModelKind, ModelSpec};
 use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
-use crate::run_dir::{self, checkpoint, lock, resume, RunLock};
+use crate::run_dir::{self, checkpoint, config, lock, resume, RunLock};
 use crate::tensorboard;
 use crate::train::{self, Interrupted, Resume, TrainOptions};
 
@@ -191,7 +191,7 @@ pub struct PlannedRun {
     /// The size, as the sweep's flags give it.
     pub size: String,
     pub seed: u64,
-    /// The run folder (a name that is not UTF-8 with its odd bytes replaced).
+    /// The run folder, as the command gives it.
     pub out: String,
     /// The command's words: the trainer, then its flags.
     pub argv: Vec<String>,
@@ -214,7 +214,7 @@ pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<Plann
             ModelKind::Cnn => "train_cnn",
         };
         let trainer = match trainer_dir {
-            Some(dir) => dir.join(trainer).to_string_lossy().into_owned(),
+            Some(dir) => plan_path(&dir.join(trainer), "the trainer")?,
             None => trainer.to_string(),
         };
         let lesson = Recipe::lesson(run.model.kind());
@@ -223,17 +223,20 @@ pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<Plann
         argv.extend(flags);
         argv.extend(["--epochs".into(), recipe.epochs.to_string()]);
         argv.extend(["--seed".into(), run.seed.to_string()]);
-        argv.extend(["--out".into(), run.dir.to_string_lossy().into_owned()]);
+        let out = plan_path(&run.dir, "--out")?;
+        argv.extend(["--out".into(), out.clone()]);
         if let Some(data) = &base.data_dir {
-            argv.extend(["--data-dir".into(), data.to_string_lossy().into_owned()]);
+            argv.extend(["--data-dir".into(), plan_path(data, "--data-dir")?]);
         }
         argv.extend(["--device".into(), base.device.to_string()]);
         if let Some(threads) = base.threads {
             argv.extend(["--threads".into(), threads.to_string()]);
         }
-        let minutes = base.checkpoint_every.as_secs_f64() / 60.0;
-        if minutes != 5.0 {
-            argv.extend(["--checkpoint-every".into(), minutes.to_string()]);
+        if base.checkpoint_minutes != crate::cli::CHECKPOINT_MINUTES {
+            argv.extend([
+                "--checkpoint-every".into(),
+                crate::progress::number(base.checkpoint_minutes),
+            ]);
         }
         if !base.tensorboard {
             argv.push("--no-tensorboard".into());
@@ -245,7 +248,7 @@ pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<Plann
         planned.push(PlannedRun {
             size: size_label(&run.model),
             seed: run.seed,
-            out: run.dir.to_string_lossy().into_owned(),
+            out,
             command: argv
                 .iter()
                 .map(|w| shell_word(w))
@@ -255,6 +258,30 @@ pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<Plann
         });
     }
     Ok(planned)
+}
+
+/// `path` as a planned command's word: as it is, with `./` in front of a relative path
+/// that begins with `-` (which the trainer would read as a flag). Errs, naming the path
+/// and `what` it is, where a plan cannot carry it: bytes that are not UTF-8 (a line of
+/// text would change them), or a line end (the command would take two lines).
+fn plan_path(path: &Path, what: &str) -> Result<String> {
+    let shown = crate::progress::printable(&path.to_string_lossy()).into_owned();
+    let Some(text) = path.to_str() else {
+        bail!(
+            "{what} {shown}: the path is not UTF-8, and a plan, one line of text per run, \
+             would change its odd bytes; give a UTF-8 path (or run the sweep without --plan)"
+        );
+    };
+    if text.contains(['\n', '\r']) {
+        bail!(
+            "{what} {shown}: the path holds a line end, and a plan has one line per run; \
+             give a path without one (or run the sweep without --plan)"
+        );
+    }
+    Ok(match text.starts_with('-') {
+        true => format!("./{text}"),
+        false => text.to_string(),
+    })
 }
 
 /// `word` as a POSIX shell reads it back: as it is where that is safe, else in single
@@ -295,7 +322,7 @@ fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
             }
         })
         .collect();
-    plots::sweep(path, &sizes, &lines)
+    write_atomically(path, plots::sweep(&sizes, &lines)?.as_bytes())
 }
 
 /// Errs, naming every difference, when a run already in the sweep folder was trained
@@ -303,7 +330,7 @@ fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
 fn refuse_other_settings(opts: &SweepOptions) -> Result<()> {
     let mut found = Vec::new();
     for run in opts.runs() {
-        if run.dir.join("config.json").exists() {
+        if run.dir.join(config::FILE).exists() {
             let recipe = opts.recipe(&run.model);
             let differences = resume::differences(&run.dir, &recipe, run.seed)?;
             if !differences.is_empty() {
@@ -330,7 +357,7 @@ fn refuse_other_settings(opts: &SweepOptions) -> Result<()> {
 /// or not at all when it is there.
 fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
     let (recipe, dir) = (opts.recipe(&run.model), run.dir.as_path());
-    let started = dir.join("config.json").exists()
+    let started = dir.join(config::FILE).exists()
         && (dir.join(checkpoint::FILE).exists() || dir.join(run_dir::WEIGHTS).exists());
     if dir.exists() && !started {
         clear_unstarted(dir)?;
@@ -382,15 +409,19 @@ fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
 }
 
 /// Empties the folder `dir` of a run of this sweep that was cut short before its first
-/// checkpoint (its config.json, already checked against the sweep's settings, and a
-/// metrics.csv without rows), so that it starts afresh there. Anything else in the folder
-/// was not made by the sweep: it is refused, by name, and nothing is deleted. So is a
-/// folder that another process is training.
+/// checkpoint, so that it starts afresh there. Only what proves to be the sweep's own is
+/// deleted ([`unstarted_files`]); anything else is refused, by name, and nothing is
+/// deleted. So is a folder that another process is training.
 fn clear_unstarted(dir: &Path) -> Result<()> {
-    // checked before the lock, so that a refused folder is left as it was, and again
-    // under it, before anything is deleted
+    // a folder another process trains is that process's, whatever it holds this moment
+    let held = RunLock::acquire_if_present(dir)?;
+    // checked before a lock file is made, so that a refused folder is left as it was,
+    // and again under the lock, before anything is deleted
     unstarted_files(dir)?;
-    let _lock = RunLock::acquire(dir)?;
+    let _lock = match held {
+        Some(lock) => lock,
+        None => RunLock::acquire(dir)?,
+    };
     for name in unstarted_files(dir)? {
         let path = dir.join(&name);
         fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
@@ -398,26 +429,36 @@ fn clear_unstarted(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The files in `dir` (its lock aside) when they are those of a run cut short before its
-/// first checkpoint: its config.json, a metrics.csv without rows, event files and
-/// half-written temporaries. Errs, naming them, on anything else.
+/// The files in `dir` (its lock aside) when they are those of this sweep's run cut short
+/// before its first checkpoint: its config.json (already checked against the sweep's
+/// settings), a metrics.csv without rows, event files of this program's own names and
+/// half-written temporaries of its files. Errs, naming them, on anything else, and on
+/// any file at all in a folder without that config.json.
 fn unstarted_files(dir: &Path) -> Result<Vec<String>> {
-    let ours = ["config.json", "metrics.csv"];
     let mut found = run_dir::entries(dir)?;
     found.retain(|name| name != lock::FILE);
+    let has_config = found.iter().any(|name| name == config::FILE);
+    let ours = |name: &str| {
+        name == config::FILE
+            || name == run_dir::METRICS
+            || tensorboard::is_ours(name)
+            || (run_dir::TRAINER_FILES.iter()).any(|f| is_temporary_of(name, f))
+    };
     let strays: Vec<&str> = (found.iter().map(String::as_str))
-        .filter(|name| !ours.contains(name))
-        .filter(|name| !(run_dir::TRAINER_FILES.iter()).any(|f| is_temporary_of(name, f)))
-        .filter(|name| !name.starts_with(tensorboard::PREFIX))
+        .filter(|name| !(has_config && ours(name)))
         .collect();
-    let rows = match dir.join("metrics.csv").exists() {
+    let rows = match has_config && dir.join(run_dir::METRICS).exists() {
         true => run_dir::read_metrics(dir)?.len(),
         false => 0,
     };
     if !strays.is_empty() || rows > 0 {
         let what = match strays.is_empty() {
             true => format!("metrics.csv with {rows} rows but no weights or checkpoint"),
-            false => strays.join(", "),
+            false => strays
+                .iter()
+                .map(|name| crate::progress::printable(name).into_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
         };
         bail!(
             "{} has the name of one of this sweep's runs, but holds {what}, which the sweep \

@@ -6,7 +6,8 @@
 //! a dozen crates to every fresh build.
 //!
 //! Each training session (a new run, or a resumed one) writes a file of its own,
-//! `events.out.tfevents.<seconds>.fashion-tch.<n>`. A resumed session starts its file
+//! `events.out.tfevents.<seconds>.fashion-tch.<n>`; files of other names (another
+//! program's, in a folder shared with it) are neither read nor counted nor removed. A resumed session starts its file
 //! with TensorBoard's "session start" at the step it goes on from: TensorBoard then drops
 //! whatever an interrupted session wrote from that step on, so the curves go on without
 //! a seam and without duplicate points ([`read`] does the same). A file cut off by a
@@ -99,6 +100,17 @@ impl EventWriter {
             .with_context(|| format!("writing {}", self.path.display()))
     }
 
+    /// [`EventWriter::flush`], and on to the disk: before a checkpoint that records the
+    /// steps these points are of, so that a power cut cannot keep the one without the
+    /// other.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        self.file
+            .get_ref()
+            .sync_data()
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+
     /// One record: its length, the length's masked CRC, the event, the event's.
     fn record(&mut self, event: &[u8]) -> Result<()> {
         let len = (event.len() as u64).to_le_bytes();
@@ -113,18 +125,37 @@ impl EventWriter {
     }
 }
 
-/// The event files in `run`, oldest first.
+/// fashion-tch's event files in `run`, oldest first: the regular files of its names
+/// (`is_ours`).
 pub fn event_files(run: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = fs::read_dir(run)
-        .with_context(|| format!("reading the folder {}", run.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.starts_with(PREFIX) && !name.ends_with(".tmp")
-        })
-        .collect();
+    let (mut files, _) = named_like_ours(run)?;
     files.sort();
     Ok(files)
+}
+
+/// What in `run` has the name of one of fashion-tch's event files but is not a regular
+/// file (a pipe, a device, a folder), and so is never read.
+pub fn not_regular(run: &Path) -> Result<Vec<PathBuf>> {
+    Ok(named_like_ours(run)?.1)
+}
+
+/// The entries of `run` named like fashion-tch's event files: the regular files, and the
+/// others.
+fn named_like_ours(run: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    Ok(fs::read_dir(run)
+        .with_context(|| format!("reading the folder {}", run.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_ours(&p.file_name().unwrap_or_default().to_string_lossy()))
+        .partition(|p| p.is_file()))
+}
+
+/// Whether `name` is that of an event file this program writes:
+/// `events.out.tfevents.<seconds>.fashion-tch.<n>`.
+pub(crate) fn is_ours(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once(".fashion-tch."))
+        .is_some_and(|(seconds, n)| digits(seconds) && digits(n))
 }
 
 /// A scalar read back.
@@ -141,7 +172,7 @@ pub struct Scalar {
 pub fn read(run: &Path) -> Result<Vec<Scalar>> {
     let mut scalars: Vec<Scalar> = Vec::new();
     for path in event_files(run)? {
-        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = crate::files::read_regular(&path, crate::files::LARGE_FILE)?;
         let mut at = 0;
         while at + 12 <= bytes.len() {
             let len = u64::from_le_bytes(bytes[at..at + 8].try_into()?) as usize;
@@ -367,5 +398,20 @@ mod tests {
         let steps: Vec<i64> = read(dir.path()).unwrap().iter().map(|s| s.step).collect();
         assert_eq!(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(event_files(dir.path()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn only_our_own_event_files_are_ours() {
+        assert!(is_ours("events.out.tfevents.1764547200.fashion-tch.0"));
+        assert!(is_ours("events.out.tfevents.0000000012.fashion-tch.13"));
+        for theirs in [
+            "events.out.tfevents.1764547200.keras-host.12.v2",
+            "events.out.tfevents.1764547200.fashion-tch.",
+            "events.out.tfevents.x.fashion-tch.0",
+            ".events.out.tfevents.1.fashion-tch.0.abc.tmp",
+            "events.out.tfevents.1.fashion-tch.0.tmp",
+        ] {
+            assert!(!is_ours(theirs), "{theirs}");
+        }
     }
 }

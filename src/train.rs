@@ -9,6 +9,7 @@
 //!   and its position (epoch and step), so a resumed run draws what it would have drawn.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ use crate::run_dir::{self, EpochMetrics, RunConfig, RunDir, RunLock};
 use crate::score;
 use crate::shim;
 use crate::stop;
-use crate::tensorboard::EventWriter;
+use crate::tensorboard::{EventWriter, Scalar};
 
 /// Everything a training run needs; the binaries fill it from their flags.
 #[derive(Clone, Debug)]
@@ -49,8 +50,8 @@ pub struct TrainOptions {
     pub resume: Option<Resume>,
     /// No progress bars, even on a terminal.
     pub quiet: bool,
-    /// How often to save a checkpoint within an epoch (one is saved at its end anyway).
-    pub checkpoint_every: Duration,
+    /// Minutes between checkpoints within an epoch (one is saved at its end anyway).
+    pub checkpoint_minutes: f64,
     /// Called with the run folder and the finished epochs after each epoch (to redraw
     /// pictures); the loop itself draws nothing.
     pub after_epoch: fn(&Path, &[EpochMetrics]) -> Result<()>,
@@ -450,22 +451,15 @@ impl<'a> Run<'a> {
     }
 
     /// Starts this session's TensorBoard event file: with the settings for a new run; for
-    /// a resumed one, a session start after the step it goes on from, and the last
-    /// finished epoch's figures where a crash kept them from being written.
+    /// a resumed one, a session start after the step it goes on from, and the finished
+    /// epochs' figures that earlier sessions' files lack ([`Run::fill_event_gaps`]).
     fn open_events(&mut self) -> Result<()> {
         let p = &self.state.position;
         let done = (self.steps_per_epoch * (p.epoch as usize - 1) + p.step) as i64;
         let resumed_at = self.opts.resume.map(|_| done);
-        let last = self.state.history.last().cloned();
-        let written = match (resumed_at, &last) {
-            (Some(_), Some(m)) => {
-                let at = (self.steps_per_epoch * m.epoch as usize) as i64;
-                let scalars = crate::tensorboard::read(&self.dir.path).unwrap_or_default();
-                scalars
-                    .iter()
-                    .any(|s| s.step == at && s.tag == "epoch/test_accuracy")
-            }
-            _ => true,
+        let earlier = match resumed_at {
+            Some(_) => Some(crate::tensorboard::read(&self.dir.path)),
+            None => None,
         };
         let mut events = EventWriter::create(&self.dir.path, resumed_at)?;
         if resumed_at.is_none() {
@@ -474,17 +468,59 @@ impl<'a> Run<'a> {
         }
         events.flush()?;
         self.events = Some(events);
-        match (written, last) {
-            (false, Some(m)) => self.log_epoch(&m),
-            _ => Ok(()),
+        match earlier {
+            Some(earlier) => self.fill_event_gaps(earlier, done),
+            None => Ok(()),
         }
     }
 
+    /// On resume: checks that the earlier sessions' event files hold every point of the
+    /// `done` steps the checkpoint covers. A finished epoch's figures they lack (a crash
+    /// after the checkpoint that records the epoch, before them) are written again from
+    /// its row; a training step's points, which only that step knew, are named as lost.
+    fn fill_event_gaps(&mut self, earlier: Result<Vec<Scalar>>, done: i64) -> Result<()> {
+        let earlier = earlier.unwrap_or_else(|e| {
+            let _ = crate::out!("TensorBoard: {}", progress::error_text(&e));
+            Vec::new()
+        });
+        for odd in crate::tensorboard::not_regular(&self.dir.path)? {
+            crate::out!(
+                "TensorBoard: {} is not a regular file, so it was not read",
+                odd.display()
+            )?;
+        }
+        let have: HashSet<(i64, &str)> =
+            (earlier.iter()).map(|s| (s.step, s.tag.as_str())).collect();
+        let per_epoch = self.steps_per_epoch as i64;
+        let lost = (1..=done)
+            .flat_map(|step| {
+                let logged = step % LOG_EVERY as i64 == 0 || step % per_epoch == 0;
+                let tags = ["train/learning_rate", "train/loss", "train/accuracy"];
+                tags.into_iter()
+                    .take(if logged { 3 } else { 1 })
+                    .map(move |tag| (step, tag))
+            })
+            .filter(|point| !have.contains(point))
+            .count();
+        if lost > 0 && !earlier.is_empty() {
+            crate::out!(
+                "TensorBoard: the run's event files lack {} of the {done} steps its checkpoint \
+                 covers (a file cut short or damaged); they stay missing from its charts",
+                progress::count(lost as u64, "training point")
+            )?;
+        }
+        for m in self.state.history.clone() {
+            let at = per_epoch * i64::from(m.epoch);
+            self.log_epoch(&m, |tag| !have.contains(&(at, tag)))?;
+        }
+        Ok(())
+    }
+
     fn save_checkpoint(&mut self) -> Result<()> {
-        // TensorBoard's points up to the checkpoint first, so that a resume from it
-        // leaves no gap
+        // TensorBoard's points up to the checkpoint first, on the disk as it will be,
+        // so that a resume from it leaves no gap
         if let Some(events) = &mut self.events {
-            events.flush()?;
+            events.sync()?;
         }
         let Learner { vs, adam, ema, .. } = &self.learner;
         let average = ema.as_ref().map(|ema| &ema.vs);
@@ -515,12 +551,13 @@ impl<'a> Run<'a> {
         let mut sums = RunningSums::from(&self.state.position, train.pixels.device());
         let seen_before = sums.seen;
         let (started, mut last_checkpoint) = (Instant::now(), Instant::now());
+        let checkpoint_every = Duration::from_secs_f64(self.opts.checkpoint_minutes * 60.0);
         let seconds_before = self.state.position.seconds;
         for (step, idx) in batches.iter().enumerate().skip(self.state.position.step) {
             seed_draws(self.opts.seed, epoch, step as u64);
             self.step(train, idx, step, &mut sums)?;
             let stopping = stop::requested();
-            let saving = stopping || last_checkpoint.elapsed() >= self.opts.checkpoint_every;
+            let saving = stopping || last_checkpoint.elapsed() >= checkpoint_every;
             if saving || (!bar.is_hidden() && step % 25 == 0) || step % CHECK_EVERY == 0 {
                 // never a checkpoint of weights that have diverged
                 let (mean_loss, accuracy) = sums.means();
@@ -646,12 +683,13 @@ impl<'a> Run<'a> {
         self.save_checkpoint()?;
         // after the checkpoint that records the epoch as done: a crash before it repeats
         // the epoch, which writes them then; one after it leaves them to the resume
-        self.log_epoch(&m)?;
+        self.log_epoch(&m, |_| true)?;
         (self.opts.after_epoch)(&self.dir.path, &self.state.history)
     }
 
-    /// Writes the figures of the finished epoch `m` for TensorBoard, at its last step.
-    fn log_epoch(&mut self, m: &EpochMetrics) -> Result<()> {
+    /// Writes the figures of the finished epoch `m` for TensorBoard, at its last step:
+    /// those whose tag `wanted` takes.
+    fn log_epoch(&mut self, m: &EpochMetrics, wanted: impl Fn(&str) -> bool) -> Result<()> {
         let Some(events) = &mut self.events else {
             return Ok(());
         };
@@ -665,7 +703,7 @@ impl<'a> Run<'a> {
             ("epoch/seconds", Some(m.seconds)),
         ];
         for (tag, value) in figures {
-            if let Some(v) = value {
+            if let Some(v) = value.filter(|_| wanted(tag)) {
                 events.scalar(done, tag, v)?;
             }
         }
@@ -782,7 +820,7 @@ fn restore(out: &Path, how: Resume, learner: &mut Learner, training_images: u64)
             let had = ck.state.training_images;
             ensure!(
                 had == 0 || had == training_images,
-                "--resume {}: the run steps through {had} training images, and this data \
+                "{}: the run steps through {had} training images, and this data \
                  gives {training_images}; resume it with the data it was trained on (--data-dir)",
                 out.display()
             );
@@ -908,10 +946,11 @@ fn position_seed(seed: u64, epoch: u32, step: u64) -> i64 {
 fn check_finite(mean_loss: f64, step: usize, learning_rate: f64) -> Result<()> {
     if !mean_loss.is_finite() {
         bail!(
-            "the loss became {mean_loss} by batch {} (learning rate {learning_rate}); training \
+            "the loss became {mean_loss} by batch {} (learning rate {}); training \
              diverged. Try a lower --lr (the lesson's is 0.001). The run folder keeps its last \
              checkpoint, from before the loss diverged.",
             step + 1,
+            progress::number(learning_rate),
         );
     }
     Ok(())

@@ -343,7 +343,11 @@ fn a_missing_or_damaged_best_safetensors_is_an_error_never_the_last_epoch_instea
                 "compare",
                 run_bin(
                     COMPARE,
-                    &[&[s(&run), "--out", s(&tmp.path().join("c.svg"))][..], &w].concat(),
+                    &[
+                        &[s(&run), "--out", s(&tmp.path().join("c.svg")), "--force"][..],
+                        &w,
+                    ]
+                    .concat(),
                 ),
             ),
             (
@@ -434,11 +438,15 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
         stderr(&out)
     );
 
-    // compare never writes a trainer's file
+    // compare never writes a run's file, even when told to replace it
     let curves = run.join("curves.svg");
-    let out = run_bin(COMPARE, &[s(&run), "--out", s(&curves)]);
+    let out = run_bin(COMPARE, &[s(&run), "--out", s(&curves), "--force"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("trainer writes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("one of the files of the run folder"),
+        "{}",
+        stderr(&out)
+    );
 
     // figures that are not numbers: compare draws the others
     let rows = "1,inf,0.5,NaN,0.5,1.0\n2,0.5,0.6,inf,inf,1.0\n3,0.4,0.7,0.5,-inf,1.0\n";

@@ -150,21 +150,7 @@ fn ctrl_c_in_the_second_run_stops_the_sweep_and_a_rerun_finishes_it() {
 /// GNU parallel, installed by scripts/test_tools.sh where it is missing; `None` (a
 /// failure under CI) where it cannot be.
 fn gnu_parallel() -> Option<()> {
-    let there = || {
-        std::process::Command::new("parallel")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !there() {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test_tools.sh");
-        let _ = std::process::Command::new(script).status();
-    }
-    if there() {
-        return Some(());
-    }
-    common::skip("GNU parallel is not installed and scripts/test_tools.sh could not install it");
-    None
+    common::test_tool("parallel").map(|_| ())
 }
 
 #[test]

@@ -14,7 +14,6 @@
 //! [`crate::train`]).
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -24,7 +23,7 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 use super::EpochMetrics;
-use crate::files::write_safetensors;
+use crate::files::{read_regular_if_any, write_safetensors, LARGE_FILE};
 use crate::optim::Adam;
 
 /// The checkpoint's file name in a run folder.
@@ -218,11 +217,7 @@ pub fn read_state(run: &Path) -> Result<Option<State>> {
 }
 
 fn read(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    read_regular_if_any(path, LARGE_FILE)
 }
 
 fn metadata_of(path: &Path, bytes: &[u8]) -> Result<Metadata<State>> {
@@ -272,6 +267,7 @@ fn damaged(path: &Path) -> String {
 mod tests {
     use super::*;
     use crate::models::ModelSpec;
+    use std::fs;
 
     #[test]
     fn a_checkpoint_reads_back_whole_and_damage_is_named() {

@@ -8,15 +8,18 @@
 //! - 4: the model's test-time `views` in place of `mirror_average`, and the recipe's
 //!   `ema`, `alternate_flips` and `cutout` (0 and false in older formats).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::files::{read_regular_text, SMALL_FILE};
 use crate::models::ModelSpec;
 use crate::recipe::{Recipe, RecipeName};
+
+/// The file's name in a run folder.
+pub const FILE: &str = "config.json";
 
 /// The format `config.json` is written in.
 pub const FORMAT_VERSION: u32 = 4;
@@ -73,14 +76,9 @@ fn lossy<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
 
 /// Reads a run's `config.json`, of any format version.
 pub fn read_config(run: &Path) -> Result<RunConfig> {
-    let path = run.join("config.json");
-    let text = fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} ({} does not look like a run folder)",
-            path.display(),
-            run.display()
-        )
-    })?;
+    let path = run.join(FILE);
+    let text = read_regular_text(&path, SMALL_FILE)
+        .with_context(|| format!("{} does not look like a run folder", run.display()))?;
     parse(&text).with_context(|| format!("{} is not a valid run config", path.display()))
 }
 
@@ -91,12 +89,17 @@ pub fn parse(text: &str) -> Result<RunConfig> {
         bail!("it is not a JSON object");
     };
     let mut version = match fields.get("format_version") {
-        Some(v) => v.as_u64().context("format_version is not a whole number")? as u32,
+        Some(v) => {
+            let v = v.as_u64().context("format_version is not a whole number")?;
+            // a number past u32 is newer than any this reads, not the version it wraps to
+            u32::try_from(v).unwrap_or(u32::MAX)
+        }
         // the two formats from before the field, told apart once, here
         None if fields.get("recipe").is_some_and(Value::is_object) => 2,
         None => 1,
     };
     if version > FORMAT_VERSION {
+        let version = &fields["format_version"];
         bail!(
             "its format_version {version} is newer than this fashion-tch reads \
              ({FORMAT_VERSION}); use the fashion-tch that made it"
@@ -113,6 +116,11 @@ pub fn parse(text: &str) -> Result<RunConfig> {
     json["format_version"] = FORMAT_VERSION.into();
     let config: RunConfig = serde_json::from_value(json)?;
     config.recipe.check().map_err(anyhow::Error::msg)?;
+    ensure!(
+        config.threads >= 1,
+        "its threads is {}; a run trains on 1 or more",
+        config.threads
+    );
     Ok(config)
 }
 
@@ -177,6 +185,7 @@ fn from_3(mut json: Value) -> Value {
 pub(crate) mod tests {
     use super::*;
     use crate::models::{ModelKind, Views};
+    use std::fs;
 
     pub(crate) fn config() -> RunConfig {
         RunConfig {

@@ -7,7 +7,7 @@
 //! whole line at a time (`metrics.csv`, whose torn last line they leave out), and write
 //! none that a trainer writes.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::Path;
 
@@ -25,14 +25,29 @@ pub(crate) struct RunLock {
 impl RunLock {
     /// Takes the lock of the existing folder `run`, or says which process holds it.
     pub(crate) fn acquire(run: &Path) -> Result<RunLock> {
+        RunLock::take(run, true)?.with_context(|| format!("creating {}", run.join(FILE).display()))
+    }
+
+    /// [`RunLock::acquire`], where the folder `run` already has a lock file: a folder
+    /// another process trains is refused before anything in it is looked at, and none is
+    /// made. `None` where there is no lock file.
+    pub(crate) fn acquire_if_present(run: &Path) -> Result<Option<RunLock>> {
+        RunLock::take(run, false)
+    }
+
+    fn take(run: &Path, create: bool) -> Result<Option<RunLock>> {
         let path = run.join(FILE);
-        let mut file = OpenOptions::new()
+        let opened = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(create)
             .truncate(false)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+            .open(&path);
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => bail!(
@@ -48,13 +63,14 @@ impl RunLock {
         file.set_len(0)
             .and_then(|()| writeln!(file, "{}", std::process::id()))
             .with_context(|| format!("writing {}", path.display()))?;
-        Ok(RunLock { _file: file })
+        Ok(Some(RunLock { _file: file }))
     }
 }
 
 /// The process ID the lock file at `path` names, when it names one.
 fn holder(path: &Path) -> Option<u32> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    let bytes = crate::files::read_regular(path, crate::files::SMALL_FILE).ok()?;
+    String::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

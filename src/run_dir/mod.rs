@@ -27,8 +27,8 @@ use tch::nn::VarStore;
 pub use config::{read_config, RunConfig};
 pub(crate) use lock::RunLock;
 
-use crate::files::write_atomically;
-use crate::files::{is_temporary_of, write_safetensors};
+use crate::files::{is_temporary_of, write_atomically, write_safetensors};
+use crate::files::{read_regular, read_regular_text, LARGE_FILE, SMALL_FILE};
 use crate::models::ModelSpec;
 use crate::plots::{self, Line};
 
@@ -50,6 +50,8 @@ const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_acc
 /// The extra column of a run with a validation split.
 const VALIDATION_COLUMN: &str = ",validation_accuracy";
 
+/// A row per finished epoch.
+pub const METRICS: &str = "metrics.csv";
 /// The weights of the last finished epoch.
 pub const WEIGHTS: &str = "model.safetensors";
 /// The weights of the epoch with the best validation accuracy.
@@ -86,7 +88,7 @@ pub(crate) fn best_weights_epoch(run: &Path) -> Option<u32> {
 /// The epoch the weights file `path` says it holds; errs, naming the file, when it is
 /// missing, damaged or silent (`model.safetensors` from before it said).
 fn weights_epoch(path: &Path) -> Result<u32> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = read_regular(path, LARGE_FILE)?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow!("{} is damaged: {e:?}", path.display()))?;
     let epoch = header.metadata().as_ref().and_then(|m| m.get(EPOCH_KEY));
@@ -106,14 +108,17 @@ pub struct RunDir {
 
 /// The files a trainer writes in its run folder; readers never write them.
 pub(crate) const TRAINER_FILES: [&str; 7] = [
-    "config.json",
-    "metrics.csv",
+    config::FILE,
+    METRICS,
     WEIGHTS,
     BEST_WEIGHTS,
     checkpoint::FILE,
-    "curves.svg",
+    CURVES,
     lock::FILE,
 ];
+
+/// The trainer's picture of its curves, redrawn after every epoch.
+pub const CURVES: &str = "curves.svg";
 
 impl RunDir {
     /// The default folder for a new run: `runs/<model>-<YYYYmmdd-HHMMSS>`.
@@ -183,7 +188,7 @@ impl RunDir {
         for m in history {
             csv += &metrics_row(m);
         }
-        let metrics_path = path.join("metrics.csv");
+        let metrics_path = path.join(METRICS);
         write_atomically(&metrics_path, csv.as_bytes())?;
         let metrics = OpenOptions::new()
             .append(true)
@@ -201,7 +206,7 @@ impl RunDir {
 
     /// Appends one epoch's row to `metrics.csv` and flushes it to disk.
     pub fn append_metrics(&mut self, m: &EpochMetrics) -> Result<()> {
-        let path = self.path.join("metrics.csv");
+        let path = self.path.join(METRICS);
         self.metrics
             .write_all(metrics_row(m).as_bytes())
             .and_then(|()| self.metrics.sync_data())
@@ -239,7 +244,7 @@ impl RunDir {
 
     fn write_config(&self) -> Result<()> {
         write_atomically(
-            &self.path.join("config.json"),
+            &self.path.join(config::FILE),
             serde_json::to_string_pretty(&self.config)?.as_bytes(),
         )
     }
@@ -281,7 +286,7 @@ fn as_trained(recipe: &crate::recipe::Recipe) -> Vec<&'static str> {
 fn refuse_unless_empty(path: &Path) -> Result<()> {
     let mut found = entries(path)?;
     found.retain(|name| name != lock::FILE);
-    if found.iter().any(|name| name == "config.json") {
+    if found.iter().any(|name| name == config::FILE) {
         bail!(
             "--out {} already holds a run; choose another folder so its results are kept \
              (or continue it with --resume)",
@@ -299,19 +304,40 @@ fn refuse_unless_empty(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Errs when `out`, where a reader is to write, is one of a trainer's files in a run
-/// folder: readers never write those.
-pub fn refuse_trainer_file(out: &Path, flag: &str) -> Result<()> {
+/// The files of a run folder that its readers write: `evaluate`'s pictures and page, and
+/// `export`'s module.
+const READER_FILES: [&str; 5] = [
+    "predictions.svg",
+    "confusion.svg",
+    "filters.svg",
+    crate::report::FILE,
+    crate::export::FILE,
+];
+
+/// Errs when `out`, where a reader is to write (given by `flag`), would replace what it
+/// does not own: a file of a run folder (its trainer's, its readers', any TensorBoard
+/// event file), a folder, or, without `force`, any file that is there.
+pub fn refuse_to_replace(out: &Path, flag: &str, force: bool) -> Result<()> {
     let folder = out.parent().filter(|p| !p.as_os_str().is_empty());
     let in_run = folder
         .unwrap_or(Path::new("."))
-        .join("config.json")
+        .join(config::FILE)
         .is_file();
     let name = out.file_name().unwrap_or_default().to_string_lossy();
+    let run_file = (TRAINER_FILES.iter().chain(&READER_FILES)).any(|f| *f == name)
+        || name.starts_with(crate::tensorboard::PREFIX);
+    let shown = out.display();
     ensure!(
-        !(in_run && TRAINER_FILES.contains(&name.as_ref())),
-        "{flag} {} is a file its run's trainer writes; give another name",
-        out.display()
+        !(in_run && run_file),
+        "{flag} {shown} is one of the files of the run folder it is in; give another name"
+    );
+    ensure!(
+        !out.is_dir(),
+        "{flag} {shown} is a folder; give a file name"
+    );
+    ensure!(
+        force || !out.exists(),
+        "{flag} {shown} already exists; give --force to replace it, or another file name"
     );
     Ok(())
 }
@@ -342,11 +368,18 @@ pub fn save_weights(
     )
 }
 
-/// Redraws a run's `curves.svg` from its finished epochs: loss and accuracy, train and
-/// test, and validation accuracy where images were held out. Where the training batches
-/// were not what is scored (augmented, dropout on, labels smoothed), the train lines'
-/// label says so: their loss sits above the test loss by design, not by a bug.
+/// Redraws a run's `curves.svg` from its finished epochs ([`curves`]).
 pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let config = read_config(run)?;
+    write_atomically(&run.join(CURVES), curves(&config, history)?.as_bytes())
+}
+
+/// The training curves of a run made with `config`, from its finished epochs `history`,
+/// as SVG: loss and accuracy, train and test, and validation accuracy where images were
+/// held out. Where the training batches were not what is scored (augmented, dropout on,
+/// labels smoothed), the train lines' label says so: their loss sits above the test loss
+/// by design, not by a bug.
+pub fn curves(config: &RunConfig, history: &[EpochMetrics]) -> Result<String> {
     let line = |label: &str, get: fn(&EpochMetrics) -> Option<f64>| Line {
         label: label.into(),
         points: history
@@ -354,9 +387,9 @@ pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
             .filter_map(|m| Some((f64::from(m.epoch), get(m)?)))
             .collect(),
     };
-    let train = match read_config(run).map(|c| as_trained(&c.recipe)) {
-        Ok(how) if !how.is_empty() => format!("train ({})", how.join(", ")),
-        _ => "train".to_string(),
+    let train = match as_trained(&config.recipe) {
+        how if how.is_empty() => "train".to_string(),
+        how => format!("train ({})", how.join(", ")),
     };
     let loss = [
         line(&train, |m| Some(m.train_loss)),
@@ -368,14 +401,14 @@ pub fn draw_curves(run: &Path, history: &[EpochMetrics]) -> Result<()> {
         line("validation", |m| m.validation_accuracy),
     ];
     accuracy.retain(|l| !l.points.is_empty());
-    plots::curves(&run.join("curves.svg"), &loss, &accuracy)
+    plots::curves(&loss, &accuracy)
 }
 
 /// Reads a run's `metrics.csv`. A last line without its line end is a row cut off by a
 /// crash while it was written, and is left out.
 pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
-    let path = run.join("metrics.csv");
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let path = run.join(METRICS);
+    let text = read_regular_text(&path, SMALL_FILE)?;
     let whole = match text.rfind('\n') {
         Some(end) => &text[..=end],
         None => "",
@@ -414,9 +447,12 @@ pub fn read_metrics(run: &Path) -> Result<Vec<EpochMetrics>> {
 /// Loads the weights in `path` into `vs`, whose variables must match them by name and
 /// shape.
 pub fn load_weights(path: &Path, vs: &mut VarStore) -> Result<()> {
-    let stored = tch::Tensor::read_safetensors(path)
-        .with_context(|| format!("reading {} (missing or truncated?)", path.display()))?;
-    let stored: std::collections::HashMap<_, _> = stored.into_iter().collect();
+    let bytes = read_regular(path, LARGE_FILE)?;
+    let damaged = || format!("{} is damaged (cut short?)", path.display());
+    let file = safetensors::SafeTensors::deserialize(&bytes).with_context(damaged)?;
+    let stored = (file.tensors().into_iter())
+        .map(|(name, view)| Ok((name, tch::Tensor::try_from(view).with_context(damaged)?)))
+        .collect::<Result<HashMap<_, _>>>()?;
     copy_into(vs, &stored, path)
 }
 

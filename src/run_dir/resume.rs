@@ -114,14 +114,14 @@ pub(crate) fn finished_epochs(run: &Path, fresh_optimizer: bool) -> Result<u32> 
     }
     if !run.join(WEIGHTS).exists() {
         bail!(
-            "--resume {}: the run stopped before its first checkpoint, so there is nothing to \
+            "{}: the run stopped before its first checkpoint, so there is nothing to \
              continue; start it again (delete the folder, or give another --out)",
             run.display()
         );
     }
     if !fresh_optimizer {
         bail!(
-            "--resume {}: the run has no {} (it was made before fashion-tch saved the \
+            "{}: the run has no {} (it was made before fashion-tch saved the \
              optimiser's state), so it cannot go on exactly. Add --fresh-optimizer to go on \
              from {WEIGHTS} with Adam's moments started afresh",
             run.display(),

@@ -124,6 +124,23 @@ pub fn skip(reason: &str) {
     eprintln!("SKIPPED: {reason}");
 }
 
+/// The program `name` that a test runs beside ours (`parallel`, `chromium`), installed by
+/// `scripts/test_tools.sh` where it is missing; `None` (a failure under CI) where it
+/// cannot be.
+pub fn test_tool(name: &str) -> Option<PathBuf> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test_tools.sh");
+    let out = Command::new(script).arg(name).output().unwrap();
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !path.is_empty() {
+        return Some(PathBuf::from(path));
+    }
+    skip(&format!(
+        "{name} is not installed and scripts/test_tools.sh could not install it: {}",
+        stderr(&out)
+    ));
+    None
+}
+
 /// Runs one of the binaries with `args`, with no dataset location from the environment.
 pub fn run_bin(bin: &str, args: &[&str]) -> Output {
     Command::new(bin)
