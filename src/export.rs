@@ -33,7 +33,7 @@ pub struct Exported {
 /// `out` that already exists is replaced only with `force`, and one among the run's other
 /// files never: the run stays whole.
 pub fn export(run: &Path, which: Weights, out: Option<&Path>, force: bool) -> Result<Exported> {
-    let own = run.join(FILE);
+    let own = run.join(run_dir::MODULE);
     let out = out.unwrap_or(&own);
     check_out(run, out, &own, force)?;
     let mut loaded = run_dir::load_run(run, which, Device::Cpu)?;
@@ -58,9 +58,6 @@ pub fn export(run: &Path, which: Weights, out: Option<&Path>, force: bool) -> Re
         weights: loaded.weights,
     })
 }
-
-/// The module's file name in the run folder, where `--out` is not given.
-pub const FILE: &str = "model.pt";
 
 /// Errs when writing `out` would overwrite what export did not make: a file of the run
 /// (in the run folder, only `own` is export's), a file of any other run, a folder, or,

@@ -21,9 +21,6 @@ use crate::files::write_atomically;
 use crate::run_dir::RunConfig;
 use crate::score::Report;
 
-/// The report page's file name in a run folder.
-pub const FILE: &str = "report.html";
-
 /// What the page shows of one evaluation.
 pub struct Page<'a> {
     pub run: &'a Path,
@@ -39,7 +36,7 @@ pub struct Page<'a> {
 impl Page<'_> {
     /// Writes the page into the run folder; returns its path.
     pub fn write(&self) -> Result<PathBuf> {
-        let path = self.run.join(FILE);
+        let path = self.run.join(crate::run_dir::REPORT);
         write_atomically(&path, self.html().as_bytes())?;
         Ok(path)
     }

@@ -304,14 +304,19 @@ fn refuse_unless_empty(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `evaluate`'s page of the run.
+pub const REPORT: &str = "report.html";
+/// `export`'s TorchScript module, where `--out` is not given.
+pub const MODULE: &str = "model.pt";
+
 /// The files of a run folder that its readers write: `evaluate`'s pictures and page, and
 /// `export`'s module.
 const READER_FILES: [&str; 5] = [
     "predictions.svg",
     "confusion.svg",
     "filters.svg",
-    crate::report::FILE,
-    crate::export::FILE,
+    REPORT,
+    MODULE,
 ];
 
 /// Errs when `out`, where a reader is to write (given by `flag`), would replace what it
