@@ -28,7 +28,7 @@ fn main() -> Result<()> {
     for threads in [1, 2, 1, 2] {
         tch::set_num_threads(threads);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = ModelSpec::Dense { hidden: 128 }.build(&vs.root());
+        let net = ModelSpec::Dense { hidden: 128 }.build(&vs);
         let mut adam = Adam::new(&vs, 0.0);
         let step = seconds(|| {
             for (xs, ys) in &batches {

@@ -60,7 +60,7 @@ fn main() -> Result<()> {
             *v = *views;
         }
         let mut vs = VarStore::new(Device::Cpu);
-        let net = spec.build(&vs.root());
+        let net = spec.build(&vs);
         vs.copy(&loaded.vs)?;
         let started = Instant::now();
         let found = score::score(&net, &validation);

@@ -29,7 +29,7 @@ impl Ema {
     /// decay `decay`, starting at their present values.
     pub(crate) fn new(spec: &ModelSpec, trained: &VarStore, decay: f64) -> Result<Ema> {
         let mut vs = VarStore::new(trained.device());
-        let net = spec.build(&vs.root());
+        let net = spec.build(&vs);
         vs.copy(trained)?;
         let theirs = trained.variables();
         let mut pairs: Vec<(Tensor, Tensor)> = vs
@@ -76,7 +76,7 @@ mod tests {
         let _generator = crate::own_the_generator();
         let spec = ModelSpec::Dense { hidden: 4 };
         let trained = VarStore::new(Device::Cpu);
-        let _net = spec.build(&trained.root());
+        let _net = spec.build(&trained);
         let mut ema = Ema::new(&spec, &trained, 0.99).unwrap();
         assert!(
             (ema.decay_after(0) - 0.1).abs() < 1e-12,

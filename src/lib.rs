@@ -19,6 +19,7 @@
 //! ```
 
 pub mod cli;
+mod cnn_builder;
 pub mod compare;
 pub(crate) mod cuda_graph;
 pub mod data;
@@ -27,6 +28,7 @@ pub(crate) mod ema;
 pub mod evaluate;
 pub mod export;
 pub mod files;
+pub mod lesson;
 pub mod models;
 pub mod optim;
 pub mod plots;

@@ -1,14 +1,12 @@
-//! The lesson's two networks, described as plain data ([`ModelSpec`]) that is saved in a
-//! run's `config.json`, so the exact network can be rebuilt from a run folder.
+//! A network as plain data ([`ModelSpec`]), saved in a run's `config.json` so that the
+//! exact network can be rebuilt from a run folder, and built: the lesson's networks
+//! ([`crate::lesson`]) where it has their shape, the configurable CNN
+//! ([`crate::cnn_builder`]) beyond it, and around either the test-time views it scores.
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::data::{NUM_CLASSES, SIDE};
-
-/// Pixels on a side of an image, and classes, as the layers count them.
-const SIDE_I64: i64 = SIDE as i64;
-const CLASSES: i64 = NUM_CLASSES as i64;
+use crate::{cnn_builder, lesson};
 
 /// A network, as the lesson builds it. Inputs are `[b, 1, 28, 28]`, outputs `[b, 10]`
 /// logits (the softmax is in the loss).
@@ -65,19 +63,20 @@ impl std::fmt::Display for Views {
     }
 }
 
-/// A network built from a [`ModelSpec`]: its layers, and the views it scores.
+/// A network built from a [`ModelSpec`]: the network itself, and the views of an image
+/// whose logits it averages outside training.
 #[derive(Debug)]
 pub struct Network {
-    layers: nn::SequentialT,
+    net: Box<dyn nn::ModuleT>,
     views: Views,
 }
 
 impl nn::ModuleT for Network {
     fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
         if train {
-            return self.layers.forward_t(xs, true);
+            return self.net.forward_t(xs, true);
         }
-        let view = |xs: &tch::Tensor| self.layers.forward_t(xs, false);
+        let view = |xs: &tch::Tensor| self.net.forward_t(xs, false);
         let with_mirror = |xs: &tch::Tensor| (view(xs) + view(&xs.flip([3]))) / 2.0; // left to right
         match self.views {
             Views::One => view(xs),
@@ -263,105 +262,51 @@ impl ModelSpec {
         self.kind().name()
     }
 
-    /// Builds the network with its variables under `vs`.
-    pub fn build(&self, vs: &nn::Path) -> Network {
-        match *self {
+    /// Builds the network with its variables in `vs`: the lesson's networks
+    /// ([`crate::lesson`]) where the spec has their shape, else the configurable CNN.
+    pub fn build(&self, vs: &nn::VarStore) -> Network {
+        let root = &vs.root();
+        let (net, views): (Box<dyn nn::ModuleT>, Views) = match self {
             ModelSpec::Dense { hidden } => {
-                let net = nn::seq_t().add_fn(|xs| xs.flatten(1, -1)); // [b, 784]
-                Network {
-                    layers: dense_head(net, vs, SIDE_I64 * SIDE_I64, hidden, 0.0),
-                    views: Views::One,
-                }
+                (Box::new(lesson::Dense::new(root, *hidden)), Views::One)
             }
             ModelSpec::Cnn {
-                ref filters,
+                filters,
                 hidden,
-                ref convs,
+                convs,
+                batch_norm: false,
+                dropout: 0.0,
+                views,
+            } if filters.len() == 2 && convs.counts() == [1] => {
+                let net = lesson::Cnn::new(root, (filters[0], filters[1]), *hidden);
+                (Box::new(net), *views)
+            }
+            ModelSpec::Cnn {
+                filters,
+                hidden,
+                convs,
                 batch_norm,
                 dropout,
                 views,
             } => {
-                let mut net = nn::seq_t();
-                let (mut channels, mut side) = (1, SIDE_I64);
-                for (block, &out) in filters.iter().enumerate() {
-                    let count = convs.in_block(block);
-                    net = conv_block(net, vs, block, (channels, out), count, batch_norm);
-                    (channels, side) = (out, side / 2); // [b, out, side/2, side/2]
-                }
-                let net = net.add_fn(|xs| xs.flatten(1, -1)); // [b, channels * side²]
-                Network {
-                    layers: dense_head(net, vs, channels * side * side, hidden, dropout),
-                    views,
-                }
+                let net = cnn_builder::build(root, filters, *hidden, convs, *batch_norm, *dropout);
+                (Box::new(net), *views)
+            }
+        };
+        convolutions_channels_last(vs);
+        Network { net, views }
+    }
+}
+
+/// On the CPU, every convolution's weight in `vs` stored channels-last ([`channels_last`]).
+fn convolutions_channels_last(vs: &nn::VarStore) {
+    if vs.device() == tch::Device::Cpu {
+        for (_, weight) in vs.variables() {
+            if weight.dim() == 4 {
+                channels_last(&weight);
             }
         }
     }
-}
-
-/// Block `block` (from 0) of a CNN: `count` times Conv2d(3×3, same padding) → [batch
-/// norm] → ReLU from `channels.0` to `channels.1` channels, then MaxPool(2×2).
-fn conv_block(
-    mut net: nn::SequentialT,
-    vs: &nn::Path,
-    block: usize,
-    (mut channels, out): (i64, i64),
-    count: i64,
-    batch_norm: bool,
-) -> nn::SequentialT {
-    let same = nn::ConvConfig {
-        padding: 1,
-        // batch norm's shift does a bias's work
-        bias: !batch_norm,
-        ..Default::default()
-    };
-    for conv in 0..count {
-        // conv1, conv1_2, …, conv2, …: the first one keeps the lesson's name
-        let suffix = match conv {
-            0 => format!("{}", block + 1),
-            _ => format!("{}_{}", block + 1, conv + 1),
-        };
-        let layer = nn::conv2d(vs / format!("conv{suffix}"), channels, out, 3, same);
-        if vs.device() == tch::Device::Cpu {
-            channels_last(&layer.ws);
-        }
-        net = net.add(layer); // [b, out, side, side]
-        if batch_norm {
-            net = net.add(nn::batch_norm2d(
-                vs / format!("bn{suffix}"),
-                out,
-                Default::default(),
-            ));
-        }
-        if conv + 1 < count {
-            net = net.add_fn(|xs| xs.relu());
-        }
-        channels = out;
-    }
-    // ReLU after the pooling: the same numbers, forward and backward (the max of ReLUs is
-    // the ReLU of the max), on a quarter of the values
-    net.add_fn(|xs| xs.max_pool2d_default(2).relu())
-}
-
-/// The dense layers after the features: [Dropout] → Linear(inputs, hidden) → ReLU →
-/// [Dropout] → Linear(hidden, 10).
-fn dense_head(
-    net: nn::SequentialT,
-    vs: &nn::Path,
-    inputs: i64,
-    hidden: i64,
-    dropout: f64,
-) -> nn::SequentialT {
-    let drop = |net: nn::SequentialT| {
-        if dropout == 0.0 {
-            net
-        } else {
-            net.add_fn_t(move |xs, train| xs.dropout(dropout, train))
-        }
-    };
-    let net = drop(net)
-        .add(nn::linear(vs / "fc1", inputs, hidden, Default::default()))
-        .add_fn(|xs| xs.relu());
-    drop(net).add(nn::linear(vs / "fc2", hidden, CLASSES, Default::default()))
 }
 
 /// Stores a convolution's weight `[out, in, kh, kw]` channel-innermost ("channels last").
@@ -506,7 +451,7 @@ mod tests {
             (ModelSpec::lesson_cnn(), 421_642),
         ] {
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = spec.build(&vs.root());
+            let net = spec.build(&vs);
             assert_eq!(parameter_count(&vs), count, "{spec:?}");
             let out = net.forward_t(
                 &Tensor::zeros([3, 1, 28, 28], (Kind::Float, Device::Cpu)),
@@ -517,10 +462,45 @@ mod tests {
     }
 
     #[test]
+    fn the_lesson_cnn_written_out_is_the_builders_network() {
+        let _generator = crate::own_the_generator();
+        let ModelSpec::Cnn {
+            filters,
+            hidden,
+            convs,
+            ..
+        } = ModelSpec::lesson_cnn()
+        else {
+            panic!("the lesson's CNN is a CNN")
+        };
+        tch::manual_seed(7);
+        let (written, built) = (
+            nn::VarStore::new(Device::Cpu),
+            nn::VarStore::new(Device::Cpu),
+        );
+        let written_net = ModelSpec::lesson_cnn().build(&written);
+        tch::manual_seed(7);
+        let built_net = cnn_builder::build(&built.root(), &filters, hidden, &convs, false, 0.0);
+        convolutions_channels_last(&built);
+        let (ours, theirs) = (written.variables(), built.variables());
+        assert_eq!(ours.len(), theirs.len());
+        for (name, t) in &ours {
+            assert!(t.equal(&theirs[name]), "{name} drawn otherwise");
+            assert_eq!(t.stride(), theirs[name].stride(), "{name}");
+        }
+        let xs = Tensor::rand([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let (a, b) = (
+            written_net.forward_t(&xs, true),
+            built_net.forward_t(&xs, true),
+        );
+        assert!(a.equal(&b), "the same chain of layers");
+    }
+
+    #[test]
     fn cnn_weights_on_the_cpu_are_channels_last() {
         let _generator = crate::own_the_generator();
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = ModelSpec::lesson_cnn().build(&vs.root());
+        let _net = ModelSpec::lesson_cnn().build(&vs);
         let vars = vs.variables();
         assert_eq!(vars["conv1.weight"].stride(), [9, 1, 3, 1]);
         assert_eq!(vars["conv2.weight"].stride(), [288, 1, 96, 32]);
@@ -538,7 +518,7 @@ mod tests {
             dropout: 0.5,
             views: Views::One,
         };
-        let net = spec.build(&vs.root());
+        let net = spec.build(&vs);
         let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
         let (a, b) = (net.forward_t(&xs, false), net.forward_t(&xs, false));
         assert!(a.equal(&b), "evaluation must not drop anything");
@@ -566,7 +546,7 @@ mod tests {
                 dropout: 0.0,
                 views,
             };
-            (spec.build(&vs.root()), vs)
+            (spec.build(&vs), vs)
         };
         let alike = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
         let (net, _vs) = net_with(Views::Mirror);
@@ -653,7 +633,7 @@ mod tests {
             views: Views::One,
         };
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = spec.build(&vs.root());
+        let _net = spec.build(&vs);
         let mut convs: Vec<String> = vs
             .variables()
             .into_keys()

@@ -270,7 +270,7 @@ impl Learner {
     fn new(opts: &TrainOptions, device: Device) -> Result<Learner> {
         tch::manual_seed(opts.seed as i64);
         let vs = nn::VarStore::new(device);
-        let net = opts.recipe.model.build(&vs.root());
+        let net = opts.recipe.model.build(&vs);
         let weight_decay = match opts.recipe.optimizer {
             Optimizer::Adam => 0.0,
             Optimizer::AdamW { weight_decay } => weight_decay,

@@ -15,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 /// A small CNN (channels-last weights, biases, two dense layers), in `kind`.
 fn net(kind: Kind) -> (VarStore, fashion_tch::models::Network) {
     let mut vs = VarStore::new(Device::Cpu);
-    let net = common::small_cnn_spec().build(&vs.root());
+    let net = common::small_cnn_spec().build(&vs);
     vs.set_kind(kind);
     (vs, net)
 }

@@ -575,7 +575,7 @@ pub fn load_run(run: &Path, which: Weights, device: tch::Device) -> Result<Loade
     }
     let config = read_config(run)?;
     let mut vs = VarStore::new(device);
-    let net = config.model().build(&vs.root());
+    let net = config.model().build(&vs);
     let history = read_metrics(run)?;
     let (weights, epoch) = which.choose(run, &config, history.len() as u32)?;
     load_weights(&weights, &mut vs)?;
@@ -682,15 +682,15 @@ mod tests {
         let rd = RunDir::create(dir.path(), &config()).unwrap();
         let dense = ModelSpec::Dense { hidden: 128 };
         let vs = VarStore::new(tch::Device::Cpu);
-        let _ = dense.build(&vs.root());
+        let _ = dense.build(&vs);
         rd.save_weights(&vs, 1, Held::Trained).unwrap();
         let weights = dir.path().join(WEIGHTS);
         let mut other = VarStore::new(tch::Device::Cpu);
-        let _ = ModelSpec::lesson_cnn().build(&other.root());
+        let _ = ModelSpec::lesson_cnn().build(&other);
         let err = load_weights(&weights, &mut other).unwrap_err().to_string();
         assert!(err.contains("does not fit the model"), "{err}");
         let mut same = VarStore::new(tch::Device::Cpu);
-        let _ = dense.build(&same.root());
+        let _ = dense.build(&same);
         load_weights(&weights, &mut same).unwrap();
         for (name, t) in same.variables() {
             assert!(t.equal(&vs.variables()[&name]), "{name}");

@@ -78,7 +78,7 @@ pub fn small_cnn_spec() -> ModelSpec {
 /// predict and compare read.
 pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net = model.build(&vs.root());
+    let _net = model.build(&vs);
     let config = RunConfig {
         format_version: fashion_tch::run_dir::config::FORMAT_VERSION,
         recipe: Recipe {
