@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::{cli, compare, out, run_dir};
+use fashion_tch::{cli, compare, flags, out, run_dir};
 
 /// Compare runs made by train_dense and train_cnn: prints a markdown table of their
 /// figures (of the epoch --weights names) and draws their test accuracy per epoch on one
@@ -15,7 +15,7 @@ struct Cli {
     #[arg(required = true)]
     runs: Vec<PathBuf>,
     #[command(flatten)]
-    weights: cli::WeightsArgs,
+    weights: flags::WeightsArgs,
     /// Where to write the chart [default: compare.svg, replaced by each compare]; an
     /// existing file only with --force, and never one of a run folder's own files
     #[arg(long, value_name = "FILE")]

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use fashion_tch::{cli, evaluate, out};
+use fashion_tch::{cli, evaluate, flags, out};
 
 /// Evaluate a run made by train_dense or train_cnn: test loss and accuracy, per-class
 /// precision/recall/accuracy, the confusion matrix and the classes most often confused.
@@ -14,14 +14,14 @@ use fashion_tch::{cli, evaluate, out};
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    saved: cli::SavedRunArgs,
+    saved: flags::SavedRunArgs,
     /// Print the report as JSON instead of tables
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    data: cli::DataArgs,
+    data: flags::DataArgs,
     #[command(flatten)]
-    device: cli::DeviceArgs,
+    device: flags::DeviceArgs,
 }
 
 fn main() -> ExitCode {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use fashion_tch::export::{self, INPUT, OUTPUT};
-use fashion_tch::{cli, out};
+use fashion_tch::{cli, flags, out};
 
 /// Export a run made by train_dense or train_cnn as a TorchScript module (traced in
 /// evaluation mode): PyTorch loads it with torch.jit.load("model.pt"). It takes a float32
@@ -15,7 +15,7 @@ use fashion_tch::{cli, out};
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    saved: cli::SavedRunArgs,
+    saved: flags::SavedRunArgs,
     /// Where to write the module [default: model.pt in the run folder, replaced by each
     /// export]; anywhere but among the run's own files
     #[arg(long, value_name = "FILE")]

@@ -8,7 +8,7 @@ use clap::Parser;
 use fashion_tch::data::{self, CLASS_NAMES};
 use fashion_tch::predict::{self, Invert, Record};
 use fashion_tch::progress::printable;
-use fashion_tch::{cli, out, run_dir};
+use fashion_tch::{cli, flags, out, run_dir};
 
 /// Predict the class of PNG or JPEG images (any size or colour), given as files or
 /// folders, with a run made by train_dense or train_cnn: the top 3 classes and their
@@ -18,7 +18,7 @@ use fashion_tch::{cli, out, run_dir};
 #[command(version)]
 struct Cli {
     #[command(flatten)]
-    saved: cli::SavedRunArgs,
+    saved: flags::SavedRunArgs,
     /// PNG or JPEG files, and folders of them (their files, not their subfolders)
     images: Vec<PathBuf>,
     /// Test-set images to classify instead, as A..B (B excluded) or one index; their true
@@ -34,9 +34,9 @@ struct Cli {
     #[arg(long, conflicts_with = "test_index")]
     json: bool,
     #[command(flatten)]
-    data: cli::DataArgs,
+    data: flags::DataArgs,
     #[command(flatten)]
-    device: cli::DeviceArgs,
+    device: flags::DeviceArgs,
 }
 
 fn main() -> ExitCode {

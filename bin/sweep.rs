@@ -3,9 +3,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::models::{self, CnnArgs, ModelKind, ModelSpec};
-use fashion_tch::recipe::{Overrides, Recipe, RecipeArgs};
-use fashion_tch::sweep::{self, SweepOptions};
+use fashion_tch::flags::{self, Changes, CnnArgs};
+use fashion_tch::models::{ModelKind, ModelSpec};
+use fashion_tch::recipe::Recipe;
+use fashion_tch::sweep::{self, Sweep, TrainerFlags};
 use fashion_tch::{cli, out, run_dir::RunDir};
 
 /// Train a network at several sizes and compare test and train accuracy after several
@@ -55,11 +56,11 @@ struct Cli {
     #[arg(long, requires = "plan")]
     json: bool,
     #[command(flatten)]
-    train: cli::TrainArgs,
+    train: flags::TrainArgs,
     #[command(flatten)]
-    data: cli::DataArgs,
+    data: flags::DataArgs,
     #[command(flatten)]
-    device: cli::DeviceArgs,
+    device: flags::DeviceArgs,
 }
 
 #[derive(Clone)]
@@ -67,18 +68,46 @@ struct FilterList(Vec<Vec<i64>>);
 
 fn parse_filter_list(s: &str) -> Result<FilterList, String> {
     s.split(';')
-        .map(models::parse_filters)
+        .map(flags::parse_filters)
         .collect::<Result<_, _>>()
         .map(FilterList)
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    cli::run(|| {
+        let lesson = Recipe::lesson(args.model);
+        let settings = Changes {
+            settings: args.train.recipe.clone(),
+            ..Changes::default()
+        };
+        let recipe = settings.apply(&lesson).map_err(anyhow::Error::msg)?;
+        let the_sweep = Sweep {
+            models: sizes(&args, &lesson).map_err(anyhow::Error::msg)?,
+            epochs: args.epochs.clone(),
+            seeds: match args.seeds.is_empty() {
+                true => vec![args.train.seed.unwrap_or(0)],
+                false => args.seeds.clone(),
+            },
+            out: args.out.clone().unwrap_or_else(|| default_out(&lesson)),
+        };
+        if args.plan {
+            return print_plan(&args, &the_sweep, &recipe);
+        }
+        let base = flags::options(&args.train, &args.data, &args.device, recipe)?;
+        let rows = sweep::sweep(&the_sweep, &base, args.train.fresh_optimizer)?;
+        out!("\n{}", sweep::table(&rows))?;
+        out!("wrote {}", the_sweep.out.join("sweep.svg").display())?;
+        Ok(())
+    })
+}
+
+/// The networks of the sweep, a size at a time: its model's flags over the lesson's.
+fn sizes(args: &Cli, lesson: &Recipe) -> Result<Vec<ModelSpec>, String> {
     let filter_lists = match args.model {
         ModelKind::Dense => vec![None],
         ModelKind::Cnn => args.filters.0.iter().cloned().map(Some).collect(),
     };
-    // a size at a time: its model's flags over the lesson's network
     let sizes = filter_lists.iter().flat_map(|filters| {
         args.hidden.iter().map(move |&hidden| CnnArgs {
             hidden: Some(hidden),
@@ -86,49 +115,41 @@ fn main() -> ExitCode {
             ..CnnArgs::default()
         })
     });
-    let lesson = Recipe::lesson(args.model);
-    let no_settings = RecipeArgs::default();
-    let models: Result<Vec<ModelSpec>, String> = sizes
-        .map(|size| Overrides::new(None, &no_settings, &size, None).apply(&lesson))
-        .map(|recipe| recipe.map(|r| r.model))
-        .collect();
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stamp = RunDir::default_path(&lesson.model);
-        let name = stamp.file_name().unwrap_or_default().to_string_lossy();
-        PathBuf::from("runs").join(format!("sweep-{name}"))
-    });
-    cli::run(|| {
-        let settings = Overrides::new(None, &args.train.recipe, &(), None);
-        let recipe = settings.apply(&lesson).map_err(anyhow::Error::msg)?;
-        let seeds = match args.seeds.is_empty() {
-            true => vec![args.train.seed.unwrap_or(0)],
-            false => args.seeds.clone(),
-        };
-        let options = SweepOptions {
-            base: cli::options(&args.train, &args.data, &args.device, recipe),
-            models: models.map_err(anyhow::Error::msg)?,
-            epochs: args.epochs.clone(),
-            seeds,
-            out,
-            fresh_optimizer: args.train.fresh_optimizer,
-        };
-        if args.plan {
-            // the trainers built beside this sweep, else those on the PATH
-            let here = std::env::current_exe().ok();
-            let dir = here.as_deref().and_then(|exe| exe.parent());
-            let dir = dir.filter(|d| d.join("train_dense").is_file());
-            let planned = sweep::plan(&options, dir)?;
-            if args.json {
-                return Ok(out!("{}", serde_json::to_string_pretty(&planned)?)?);
-            }
-            for run in planned {
-                out!("{}", run.command)?;
-            }
-            return Ok(());
-        }
-        let rows = sweep::sweep(&options)?;
-        out!("\n{}", sweep::table(&rows))?;
-        out!("wrote {}", options.out.join("sweep.svg").display())?;
-        Ok(())
-    })
+    sizes
+        .map(|model| {
+            let size = Changes {
+                model,
+                ..Changes::default()
+            };
+            size.apply(lesson).map(|r| r.model)
+        })
+        .collect()
+}
+
+/// `runs/sweep-MODEL-YYYYmmdd-HHMMSS`.
+fn default_out(lesson: &Recipe) -> PathBuf {
+    let stamp = RunDir::default_path(&lesson.model);
+    let name = stamp.file_name().unwrap_or_default().to_string_lossy();
+    PathBuf::from("runs").join(format!("sweep-{name}"))
+}
+
+/// Prints the planned commands, one a line, or as JSON.
+fn print_plan(args: &Cli, the_sweep: &Sweep, recipe: &Recipe) -> anyhow::Result<()> {
+    // the trainers built beside this sweep, else those on the PATH
+    let here = std::env::current_exe().ok();
+    let dir = here.as_deref().and_then(|exe| exe.parent());
+    let dir = dir.filter(|d| d.join("train_dense").is_file());
+    let flags = TrainerFlags {
+        train: &args.train,
+        data: &args.data,
+        device: &args.device,
+    };
+    let planned = sweep::plan(the_sweep, recipe, &flags, dir)?;
+    if args.json {
+        return Ok(out!("{}", serde_json::to_string_pretty(&planned)?)?);
+    }
+    for run in planned {
+        out!("{}", run.command)?;
+    }
+    Ok(())
 }

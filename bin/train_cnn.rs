@@ -1,11 +1,12 @@
 //! Trains the lesson's CNN: two Conv2d(3×3) → ReLU → MaxPool(2×2) blocks (32 and 64
-//! filters), then Linear(3136, 128) → ReLU → Linear(128, 10); or, with `--recipe
-//! strong`, a stronger small CNN the stronger way (see `fashion_tch::recipe`).
+//! filters), then Linear(3136, 128) → ReLU → Linear(128, 10) (`fashion_tch::lesson::Cnn`);
+//! or, with `--recipe strong`, a stronger small CNN the stronger way (see
+//! `fashion_tch::recipe`).
 use std::process::ExitCode;
 
 use clap::{error::ErrorKind, CommandFactory, Parser};
-use fashion_tch::models::{CnnArgs, ModelKind};
-use fashion_tch::{cli, recipe::RecipeName};
+use fashion_tch::flags::{recipe_help, CnnArgs, CommonArgs};
+use fashion_tch::{cli, models::ModelKind, recipe::RecipeName};
 
 /// Train the Keras lesson's convolutional network on Fashion-MNIST (10 epochs; the lesson
 /// reaches 0.91), or with --recipe strong a stronger one
@@ -13,23 +14,22 @@ use fashion_tch::{cli, recipe::RecipeName};
 #[command(version)]
 struct Cli {
     /// How to train: lesson (the lesson's network and settings) or strong [default: lesson]
-    #[arg(long, value_enum, long_help = RecipeName::help())]
+    #[arg(long, value_enum, long_help = recipe_help())]
     recipe: Option<RecipeName>,
     #[command(flatten)]
     model: CnnArgs,
     #[command(flatten)]
-    common: cli::CommonArgs,
+    common: CommonArgs,
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let flags = args.common.overrides(args.recipe, &args.model);
-    if args.common.run.resume.is_none() {
-        if let Err(msg) = flags.recipe(ModelKind::Cnn) {
-            Cli::command()
-                .error(ErrorKind::ArgumentConflict, msg)
-                .exit()
-        }
+    let changes = args.common.changes(args.recipe, args.model.clone());
+    // flags that contradict each other are a usage error, as clap's own are
+    if let (None, Err(msg)) = (&args.common.run.resume, changes.recipe(ModelKind::Cnn)) {
+        Cli::command()
+            .error(ErrorKind::ArgumentConflict, msg)
+            .exit()
     }
-    cli::train_and_report(&args.common, ModelKind::Cnn, &flags)
+    cli::train_and_report(&args.common, ModelKind::Cnn, &changes)
 }

@@ -1,9 +1,10 @@
-//! Trains the lesson's dense network: Flatten → Linear(784, 128) → ReLU → Linear(128, 10).
+//! Trains the lesson's dense network: Flatten → Linear(784, 128) → ReLU → Linear(128, 10)
+//! (`fashion_tch::lesson::Dense`).
 use std::process::ExitCode;
 
 use clap::Parser;
-use fashion_tch::cli;
-use fashion_tch::models::{DenseArgs, ModelKind};
+use fashion_tch::flags::{CommonArgs, DenseArgs};
+use fashion_tch::{cli, models::ModelKind};
 
 /// Train the Keras lesson's dense network on Fashion-MNIST (5 epochs; the lesson reaches 0.878).
 #[derive(Parser)]
@@ -12,11 +13,11 @@ struct Cli {
     #[command(flatten)]
     model: DenseArgs,
     #[command(flatten)]
-    common: cli::CommonArgs,
+    common: CommonArgs,
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    let flags = args.common.overrides(None, &args.model);
-    cli::train_and_report(&args.common, ModelKind::Dense, &flags)
+    let changes = args.common.changes(None, (&args.model).into());
+    cli::train_and_report(&args.common, ModelKind::Dense, &changes)
 }

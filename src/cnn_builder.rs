@@ -7,11 +7,10 @@
 use tch::nn;
 
 use crate::data::{NUM_CLASSES, SIDE};
-use crate::models::Convs;
 
 const CLASSES: i64 = NUM_CLASSES as i64;
 
-/// A block per entry of `filters`: its `convs` count of Conv2d(3×3, same padding) →
+/// A block per entry of `filters`: its count in `convs` of Conv2d(3×3, same padding) →
 /// \[BatchNorm\] → ReLU, then MaxPool(2×2, stride 2); then Flatten → \[Dropout\] →
 /// Linear(·, hidden) → ReLU → \[Dropout\] → Linear(hidden, 10). The variables are named as
 /// the lesson's are (`conv1`, `fc1`, …), a block's later convolutions `conv1_2`, ….
@@ -19,14 +18,13 @@ pub(crate) fn build(
     vs: &nn::Path,
     filters: &[i64],
     hidden: i64,
-    convs: &Convs,
+    convs: &[i64],
     batch_norm: bool,
     dropout: f64,
 ) -> nn::SequentialT {
     let mut net = nn::seq_t();
     let (mut channels, mut side) = (1, SIDE as i64);
-    for (block, &out) in filters.iter().enumerate() {
-        let count = convs.in_block(block);
+    for (block, (&out, &count)) in filters.iter().zip(convs).enumerate() {
         net = conv_block(net, vs, block, (channels, out), count, batch_norm);
         (channels, side) = (out, side / 2); // [b, out, side/2, side/2]
     }

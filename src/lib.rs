@@ -28,6 +28,7 @@ pub(crate) mod ema;
 pub mod evaluate;
 pub mod export;
 pub mod files;
+pub mod flags;
 pub mod lesson;
 pub mod models;
 pub mod optim;
@@ -43,6 +44,7 @@ pub(crate) mod stop;
 pub mod sweep;
 pub mod tensorboard;
 pub mod train;
+mod views;
 
 /// libtorch draws every random number of a process from one generator, and `cargo test`
 /// runs tests on several threads. A test that seeds the generator or draws from it holds

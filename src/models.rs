@@ -8,6 +8,8 @@ use tch::nn;
 
 use crate::{cnn_builder, lesson};
 
+pub use crate::views::{Network, Views};
+
 /// A network, as the lesson builds it. Inputs are `[b, 1, 28, 28]`, outputs `[b, 10]`
 /// logits (the softmax is in the loss).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -37,63 +39,6 @@ pub enum ModelSpec {
     },
 }
 
-/// What a network looks at to score an image outside training (test-time augmentation):
-/// the average of its logits over these views of the image. A garment mirrored, or
-/// moved by a pixel, is the same garment.
-#[derive(clap::ValueEnum, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Views {
-    /// The image alone.
-    #[default]
-    One,
-    /// The image and its mirror image, left to right (2 passes).
-    Mirror,
-    /// Those two, and both again shifted one pixel up and left, and one down and right,
-    /// weighted 1/2, 1/4 and 1/4 (6 passes; airbench's multi-crop).
-    Shifted,
-}
-
-impl std::fmt::Display for Views {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Views::One => "one",
-            Views::Mirror => "mirror",
-            Views::Shifted => "shifted",
-        })
-    }
-}
-
-/// A network built from a [`ModelSpec`]: the network itself, and the views of an image
-/// whose logits it averages outside training.
-#[derive(Debug)]
-pub struct Network {
-    net: Box<dyn nn::ModuleT>,
-    views: Views,
-}
-
-impl nn::ModuleT for Network {
-    fn forward_t(&self, xs: &tch::Tensor, train: bool) -> tch::Tensor {
-        if train {
-            return self.net.forward_t(xs, true);
-        }
-        let view = |xs: &tch::Tensor| self.net.forward_t(xs, false);
-        let with_mirror = |xs: &tch::Tensor| (view(xs) + view(&xs.flip([3]))) / 2.0; // left to right
-        match self.views {
-            Views::One => view(xs),
-            Views::Mirror => with_mirror(xs),
-            Views::Shifted => {
-                let side = xs.size()[3];
-                // from a copy padded by a pixel: 0 moves the garment down and right, 2 up and left
-                let padded = xs.constant_pad_nd([1, 1, 1, 1]);
-                let shifted = |at: i64| padded.narrow(2, at, side).narrow(3, at, side);
-                with_mirror(xs) * 0.5
-                    + with_mirror(&shifted(0)) * 0.25
-                    + with_mirror(&shifted(2)) * 0.25
-            }
-        }
-    }
-}
-
 /// Convolutions in each block of a CNN, the last count repeating for any further blocks:
 /// `[2]` is two in every block, `[1, 2]` one in the first block and two in each later
 /// one. Kept in that shortest form, so equal networks compare equal, and saved as a
@@ -120,6 +65,11 @@ impl Convs {
     /// Convolutions in block `block` (0-based).
     pub(crate) fn in_block(&self, block: usize) -> i64 {
         self.0[block.min(self.0.len() - 1)]
+    }
+
+    /// The count of each of `blocks` blocks.
+    pub(crate) fn per_block(&self, blocks: usize) -> Vec<i64> {
+        (0..blocks).map(|b| self.in_block(b)).collect()
     }
 
     /// The counts, in the shortest form.
@@ -175,7 +125,8 @@ impl From<Convs> for OneOrMany {
 impl std::fmt::Display for Convs {
     /// As `--convs` takes it: `1,2`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&comma_list(&self.0))
+        let counts: Vec<String> = self.0.iter().map(i64::to_string).collect();
+        f.write_str(&counts.join(","))
     }
 }
 
@@ -289,12 +240,13 @@ impl ModelSpec {
                 dropout,
                 views,
             } => {
-                let net = cnn_builder::build(root, filters, *hidden, convs, *batch_norm, *dropout);
+                let convs = convs.per_block(filters.len());
+                let net = cnn_builder::build(root, filters, *hidden, &convs, *batch_norm, *dropout);
                 (Box::new(net), *views)
             }
         };
         convolutions_channels_last(vs);
-        Network { net, views }
+        Network::new(net, views)
     }
 }
 
@@ -325,84 +277,6 @@ fn channels_last(weight: &tch::Tensor) {
     weight.set_data(&nhwc.as_strided([n, c, h, w], [h * w * c, 1, w * c, c], 0));
 }
 
-/// The flag that shapes the dense network; like [`crate::recipe::RecipeArgs`], its field
-/// has the name of the [`ModelSpec`] field it sets. `None`: not given.
-#[derive(clap::Args, Serialize, Clone, Debug, Default)]
-pub struct DenseArgs {
-    /// Units in the hidden layer [default: 128]
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
-    pub hidden: Option<i64>,
-}
-
-/// The flags that shape the CNN, named as the [`ModelSpec::Cnn`] fields they set.
-#[derive(clap::Args, Serialize, Clone, Debug, Default)]
-pub struct CnnArgs {
-    /// Filters of each convolution block, e.g. 32,64 (one to four blocks)
-    /// [default: 32,64]
-    // the full path keeps clap from reading Vec as "the flag repeated"
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_filters)]
-    pub filters: Option<std::vec::Vec<i64>>,
-    /// Convolutions in each block, each followed by its ReLU (and batch norm): one count
-    /// for every block, or one per block, e.g. 1,2 [default: 1; 1,2 with --recipe strong]
-    #[arg(long, allow_negative_numbers = true, value_parser = parse_convs)]
-    pub convs: Option<std::vec::Vec<i64>>,
-    /// Score each image as the average of the network's logits over these views of it
-    /// (test-time augmentation), in validation, testing, evaluate, predict and export:
-    /// one (the image alone), mirror (and its mirror image: 2 passes), shifted (both,
-    /// and both shifted a pixel up-left and down-right: 6 passes)
-    /// [default: one; mirror with --recipe strong]
-    #[arg(long, value_enum, value_name = "one|mirror|shifted")]
-    pub views: Option<Views>,
-    /// Units in the hidden dense layer [default: 128; 256 with --recipe strong]
-    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
-    pub hidden: Option<i64>,
-    /// The share of each dense layer's inputs dropped at random in each training step
-    /// (dropout), from 0 (none) to below 1 [default: 0; 0.1 with --recipe strong]
-    #[arg(long, allow_negative_numbers = true, value_name = "SHARE", value_parser = crate::recipe::share)]
-    pub dropout: Option<f64>,
-}
-
-/// Parses `--filters 32,64`: the filters of each convolution block, one to four
-/// positive counts.
-pub fn parse_filters(s: &str) -> Result<Vec<i64>, String> {
-    parse_counts(s, |n| n > 0, "positive filter counts like 32,64")
-}
-
-/// Parses `--convs 1,2`: convolutions in each block (1 to 4), one count for every block
-/// or one per block.
-pub(crate) fn parse_convs(s: &str) -> Result<Vec<i64>, String> {
-    parse_counts(
-        s,
-        |n| CONVS_PER_BLOCK.contains(&n),
-        "counts from 1 to 4 like 1,2",
-    )
-}
-
-/// One to [`MAX_BLOCKS`] comma-separated counts, each `valid`; `what` says which.
-fn parse_counts(s: &str, valid: fn(i64) -> bool, what: &str) -> Result<Vec<i64>, String> {
-    let counts: Vec<i64> = s
-        .split(',')
-        .map(|p| p.trim().parse::<i64>().ok().filter(|&n| valid(n)))
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("'{s}' is not a list of {what}"))?;
-    if counts.len() > MAX_BLOCKS {
-        return Err(format!(
-            "'{s}' has {} blocks; at most {MAX_BLOCKS} fit a 28-pixel image (each halves it)",
-            counts.len()
-        ));
-    }
-    Ok(counts)
-}
-
-/// Counts as the flags take them: `32,64`.
-pub(crate) fn comma_list(counts: &[i64]) -> String {
-    counts
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Number of trainable values in a var store.
 pub fn parameter_count(vs: &nn::VarStore) -> i64 {
     vs.trainable_variables()
@@ -415,32 +289,6 @@ pub fn parameter_count(vs: &nn::VarStore) -> i64 {
 mod tests {
     use super::*;
     use tch::{nn::ModuleT, Device, Kind, Tensor};
-
-    #[test]
-    fn filters_are_one_to_four_positive_counts() {
-        assert_eq!(parse_filters("32,64"), Ok(vec![32, 64]));
-        assert_eq!(parse_filters("16, 32,64"), Ok(vec![16, 32, 64]));
-        for bad in ["", "x", "32,0", "32,-1", "32,,64"] {
-            let err = parse_filters(bad).unwrap_err();
-            assert!(
-                err.contains("not a list of positive filter counts"),
-                "{bad}: {err}"
-            );
-        }
-        let err = parse_filters("8,8,8,8,8").unwrap_err();
-        assert!(err.contains("at most 4"), "{err}");
-    }
-
-    #[test]
-    fn convs_are_one_to_four_counts_of_one_to_four() {
-        assert_eq!(parse_convs("2"), Ok(vec![2]));
-        assert_eq!(parse_convs("1, 2"), Ok(vec![1, 2]));
-        for bad in ["", "0", "5", "1,x"] {
-            let err = parse_convs(bad).unwrap_err();
-            assert!(err.contains("counts from 1 to 4"), "{bad}: {err}");
-        }
-        assert!(parse_convs("1,1,1,1,1").unwrap_err().contains("at most 4"));
-    }
 
     #[test]
     fn lesson_networks_have_the_lessons_parameter_counts() {
@@ -480,6 +328,7 @@ mod tests {
         );
         let written_net = ModelSpec::lesson_cnn().build(&written);
         tch::manual_seed(7);
+        let convs = convs.per_block(filters.len());
         let built_net = cnn_builder::build(&built.root(), &filters, hidden, &convs, false, 0.0);
         convolutions_channels_last(&built);
         let (ours, theirs) = (written.variables(), built.variables());
@@ -528,50 +377,6 @@ mod tests {
             "training must drop at random"
         );
         assert_eq!(a.size(), [8, 10]);
-    }
-
-    #[test]
-    fn test_time_views_score_an_image_like_its_mirror_and_act_outside_training_only() {
-        let _generator = crate::own_the_generator();
-        let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
-        let mirrored = xs.flip([3]);
-        let net_with = |views| {
-            tch::manual_seed(0);
-            let vs = nn::VarStore::new(Device::Cpu);
-            let spec = ModelSpec::Cnn {
-                filters: vec![4, 8],
-                hidden: 16,
-                convs: Convs::default(),
-                batch_norm: false,
-                dropout: 0.0,
-                views,
-            };
-            (spec.build(&vs), vs)
-        };
-        let alike = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
-        let (net, _vs) = net_with(Views::Mirror);
-        let (a, b) = (net.forward_t(&xs, false), net.forward_t(&mirrored, false));
-        assert!(alike(&a, &b), "scoring averages each image with its mirror");
-        let (a, b) = (net.forward_t(&xs, true), net.forward_t(&mirrored, true));
-        assert!(!alike(&a, &b), "training sees each image as it is");
-        // the same weights: the shifted views change the scores, and train alike
-        let (one, mirror, shifted) = (
-            net_with(Views::One),
-            net_with(Views::Mirror),
-            net_with(Views::Shifted),
-        );
-        assert!(alike(
-            &one.0.forward_t(&xs, true),
-            &shifted.0.forward_t(&xs, true)
-        ));
-        assert!(!alike(
-            &mirror.0.forward_t(&xs, false),
-            &shifted.0.forward_t(&xs, false)
-        ));
-        assert!(!alike(
-            &one.0.forward_t(&xs, false),
-            &mirror.0.forward_t(&xs, false)
-        ));
     }
 
     #[test]

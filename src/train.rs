@@ -8,7 +8,6 @@
 //! - every random draw (the shuffle, augmentation, dropout) is seeded from the run's seed
 //!   and its position (epoch and step), so a resumed run draws what it would have drawn.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::cuda_graph::GraphedStep;
 use crate::data::{self, Split};
-use crate::device::{self, DeviceChoice};
+use crate::device;
 use crate::ema::Ema;
 use crate::models;
 use crate::optim::Adam;
@@ -32,7 +31,8 @@ use crate::shim;
 use crate::stop;
 use crate::tensorboard::{EventWriter, Scalar};
 
-/// Everything a training run needs; the binaries fill it from their flags.
+/// Everything a training run needs: the plan of the run, which the binaries resolve from
+/// their flags (`crate::flags::resolve`).
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
     /// The model and every training setting; `recipe.epochs` is the epoch to stop after,
@@ -40,7 +40,8 @@ pub struct TrainOptions {
     /// training images to hold out.
     pub recipe: Recipe,
     pub seed: u64,
-    pub device: DeviceChoice,
+    pub device: Device,
+    /// CPU threads for libtorch; `None`: [`TrainOptions::threads`] decides.
     pub threads: Option<usize>,
     /// `None`: search the default places, downloading when needed.
     pub data_dir: Option<PathBuf>,
@@ -52,9 +53,6 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Minutes between checkpoints within an epoch (one is saved at its end anyway).
     pub checkpoint_minutes: f64,
-    /// Called with the run folder and the finished epochs after each epoch (to redraw
-    /// pictures); the loop itself draws nothing.
-    pub after_epoch: fn(&Path, &[EpochMetrics]) -> Result<()>,
     /// Write TensorBoard event files into the run folder as it trains.
     pub tensorboard: bool,
     /// Replay the training step from a CUDA graph (`crate::cuda_graph`).
@@ -73,9 +71,41 @@ pub enum Resume {
     FreshOptimizer,
 }
 
-/// An `after_epoch` that does nothing.
-pub fn no_hook(_: &Path, _: &[EpochMetrics]) -> Result<()> {
-    Ok(())
+impl TrainOptions {
+    /// Errs on options no run can train with, naming the flag: what the flags refuse,
+    /// from a program calling the library.
+    pub fn check(&self) -> Result<()> {
+        self.recipe.check().map_err(|msg| anyhow!(msg))?;
+        ensure!(
+            self.threads != Some(0),
+            "threads must be 1 or more (--threads)"
+        );
+        // a captured step replays the β₁ it was captured with
+        ensure!(
+            !self.cuda_graph || self.recipe.schedule == recipe::Schedule::Constant,
+            "--cuda-graph replays the training step as it was captured, and the {} recipe's \
+             one-cycle schedule moves Adam's β₁ at every step; train it without --cuda-graph",
+            self.recipe.name
+        );
+        ensure!(
+            !self.cuda_graph || self.device.is_cuda(),
+            "--cuda-graph needs --device cuda: a CUDA graph replays GPU kernels, and this run \
+             is on {}",
+            device::device_name(self.device)
+        );
+        Ok(())
+    }
+
+    /// The CPU threads to train on: those the options name (`--threads`, or a resumed
+    /// run's own); else one for the dense net on the CPU, whose step is too small to
+    /// share between two cores (every operation's hand-over costs more than its half of
+    /// the work: on this project's machine its epoch at batch 32 took 0.7 s on one thread,
+    /// and 0.7 to 1.5 s on two, docs/speed.md); else `None`, libtorch's default.
+    pub fn threads(&self) -> Option<usize> {
+        let dense = self.recipe.model.kind() == models::ModelKind::Dense;
+        self.threads
+            .or((dense && self.device == Device::Cpu).then_some(1))
+    }
 }
 
 /// What a finished run leaves: its folder and a row per epoch (all of them, on resume).
@@ -130,60 +160,12 @@ impl std::fmt::Display for Interrupted {
 
 impl std::error::Error for Interrupted {}
 
-/// The dense net's step is too small to share between two cores: every operation's
-/// hand-over costs more than its half of the work. On this project's machine its epoch at
-/// batch 32 took 0.7 s on one thread, and 0.7 to 1.5 s on two (docs/speed.md). So on the
-/// CPU it trains on one thread unless `--threads` says otherwise; `None`: libtorch's default.
-fn default_threads(opts: &TrainOptions, device: Device) -> Option<usize> {
-    let dense = opts.recipe.model.kind() == models::ModelKind::Dense;
-    (dense && device == Device::Cpu).then_some(1)
-}
-
-/// `opts` as `device` can train them: a bf16 recipe in float32 on a CPU without bfloat16
-/// arithmetic, where libtorch would emulate it slower than float32. The run says so.
-fn as_device_can(opts: &TrainOptions, device: Device) -> Result<Cow<'_, TrainOptions>> {
-    if opts.recipe.precision == Precision::F32 || device::has_bf16(device) {
-        return Ok(Cow::Borrowed(opts));
-    }
-    crate::out!(
-        "--precision bf16 (the strong recipe's default): this CPU has no bfloat16 arithmetic \
-         (AVX-512 BF16), so the run trains in float32 (the same network and schedule, in \
-         about 1.4 times the time)"
-    )?;
-    Ok(Cow::Owned(TrainOptions {
-        recipe: Recipe {
-            precision: Precision::F32,
-            ..opts.recipe.clone()
-        },
-        ..opts.clone()
-    }))
-}
-
 /// Trains `opts.recipe.model` on Fashion-MNIST and keeps the run in its folder.
 pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
-    // what the flags would have refused, from a program calling the library
-    opts.recipe.check().map_err(|msg| anyhow!(msg))?;
-    ensure!(
-        opts.threads != Some(0),
-        "threads must be 1 or more (--threads)"
-    );
-    // a captured step replays the β₁ it was captured with
-    ensure!(
-        !opts.cuda_graph || opts.recipe.schedule == recipe::Schedule::Constant,
-        "--cuda-graph replays the training step as it was captured, and the {} recipe's \
-         one-cycle schedule moves Adam's β₁ at every step; train it without --cuda-graph",
-        opts.recipe.name
-    );
+    opts.check()?;
     stop::install();
-    let device = opts.device.resolve()?;
-    ensure!(
-        !opts.cuda_graph || device.is_cuda(),
-        "--cuda-graph needs --device cuda: a CUDA graph replays GPU kernels, and this run \
-         is on {}",
-        device::device_name(device)
-    );
-    let opts = &*as_device_can(opts, device)?;
-    device::configure(device, opts.threads.or(default_threads(opts, device)));
+    let device = opts.device;
+    device::configure(device, opts.threads());
     let data = data::load(opts.data_dir.as_deref(), device)?;
     let held_out = held_out(opts, &data)?;
     let (train_split, validation) = data.train.split_off_last(held_out);
@@ -317,7 +299,7 @@ impl Learner {
         at: recipe::StepSettings,
     ) -> Result<(Tensor, Tensor)> {
         let xs = match recipe.augment {
-            true => recipe::augment(xs, mirror, i64::from(recipe.cutout)),
+            true => recipe::augment::augment(xs, mirror, i64::from(recipe.cutout)),
             false => xs.shallow_clone(),
         };
         self.adam.count(at.learning_rate);
@@ -331,7 +313,13 @@ impl Learner {
         let mut step = |xs: &Tensor, ys: &Tensor| {
             let forward = || {
                 let logits = net.forward_t(xs, true);
-                let loss = recipe.loss(&logits, ys);
+                let loss = logits.cross_entropy_loss::<Tensor>(
+                    ys,
+                    None,
+                    tch::Reduction::Mean,
+                    -100,
+                    recipe.label_smoothing,
+                );
                 (loss, logits)
             };
             let (loss, logits) = match recipe.precision {
@@ -684,7 +672,7 @@ impl<'a> Run<'a> {
         // after the checkpoint that records the epoch as done: a crash before it repeats
         // the epoch, which writes them then; one after it leaves them to the resume
         self.log_epoch(&m, |_| true)?;
-        (self.opts.after_epoch)(&self.dir.path, &self.state.history)
+        run_dir::draw_curves(&self.dir.path, &self.state.history)
     }
 
     /// Writes the figures of the finished epoch `m` for TensorBoard, at its last step:

@@ -8,12 +8,11 @@
 //!
 //! Every file is replaced through a temporary file and a rename, so a crash never leaves
 //! half of one; a resume rewrites `metrics.csv` from the checkpoint. What a resumed run
-//! keeps and refuses is in `resume`.
+//! keeps and refuses is in `crate::flags::resume`.
 
 pub mod checkpoint;
 pub mod config;
 pub(crate) mod lock;
-pub(crate) mod resume;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

@@ -13,15 +13,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
 use crate::files::{is_temporary_of, write_atomically};
-use crate::models::{comma_list, ModelKind, ModelSpec};
+use crate::flags::{comma_list, resume};
+use crate::models::ModelSpec;
 use crate::plots::{self, SweepLine};
 use crate::recipe::Recipe;
-use crate::run_dir::{self, checkpoint, config, lock, resume, RunLock};
+use crate::run_dir::{self, checkpoint, config, lock, RunLock};
 use crate::tensorboard;
 use crate::train::{self, Interrupted, Resume, TrainOptions};
+
+mod plan;
+
+pub use plan::{plan, PlannedRun, TrainerFlags};
 
 /// One size at one epoch count, over the sweep's seeds.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,16 +77,12 @@ impl std::fmt::Display for Spread {
 }
 
 /// What a sweep trains: `models` with each of `seeds` for up to the largest of `epochs`,
-/// in folders under `out`; everything else as in `base`.
-pub struct SweepOptions {
-    pub base: TrainOptions,
+/// in folders under `out`.
+pub struct Sweep {
     pub models: Vec<ModelSpec>,
     pub epochs: Vec<u32>,
     pub seeds: Vec<u64>,
     pub out: PathBuf,
-    /// Continue runs that have no checkpoint (made before checkpoints existed) from their
-    /// weights, with Adam started afresh.
-    pub fresh_optimizer: bool,
 }
 
 /// One run of a sweep: a size with a seed, and its folder.
@@ -93,13 +93,14 @@ pub struct SweepRun {
     pub dir: PathBuf,
 }
 
-impl SweepOptions {
-    /// The recipe of the run for `model`.
-    fn recipe(&self, model: &ModelSpec) -> Recipe {
+impl Sweep {
+    /// The recipe of the run for `model`: `base`'s, with that model, for the sweep's
+    /// largest epoch count.
+    fn recipe(&self, base: &Recipe, model: &ModelSpec) -> Recipe {
         Recipe {
             model: model.clone(),
             epochs: self.epochs.iter().copied().max().unwrap_or(1),
-            ..self.base.recipe.clone()
+            ..base.clone()
         }
     }
 
@@ -143,15 +144,18 @@ pub(crate) fn size_label(model: &ModelSpec) -> String {
     }
 }
 
-/// Runs the sweep (the runs not yet finished, one after another), writes `sweep.md`
-/// (the table) and `sweep.svg` into `out`, and returns the rows.
-pub fn sweep(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
-    check(opts)?;
+/// Runs the sweep (the runs not yet finished, one after another), each as `base` says
+/// (its recipe, the model aside, and how to train), writes `sweep.md` (the table) and
+/// `sweep.svg` into the sweep folder, and returns the rows. `fresh_optimizer`: continue
+/// runs that have no checkpoint (made before checkpoints existed) from their weights,
+/// with Adam started afresh.
+pub fn sweep(opts: &Sweep, base: &TrainOptions, fresh_optimizer: bool) -> Result<Vec<SweepRow>> {
+    check(opts, &base.recipe)?;
     fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating the sweep folder {}", opts.out.display()))?;
-    refuse_other_settings(opts)?;
+    refuse_other_settings(opts, &base.recipe)?;
     for run in opts.runs() {
-        train_to_the_end(opts, &run)?;
+        train_to_the_end(opts, base, fresh_optimizer, &run)?;
     }
     let rows = rows(opts)?;
     write_atomically(&opts.out.join("sweep.md"), table(&rows).as_bytes())?;
@@ -159,9 +163,9 @@ pub fn sweep(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
     Ok(rows)
 }
 
-/// Errs on what a sweep cannot do.
-fn check(opts: &SweepOptions) -> Result<()> {
-    if let Some(n) = opts.base.recipe.early_stop {
+/// Errs on what a sweep of `recipe` cannot do.
+fn check(opts: &Sweep, recipe: &Recipe) -> Result<()> {
+    if let Some(n) = recipe.early_stop {
         bail!(
             "--early-stop {n}: a sweep reads every run at each of its epoch counts, so its \
              runs must not stop early"
@@ -183,115 +187,6 @@ fn check(opts: &SweepOptions) -> Result<()> {
         bail!("the sweep names size {size} twice; each run needs a folder of its own");
     }
     Ok(())
-}
-
-/// A run of a sweep as a trainer's command, for a scheduler to run.
-#[derive(Serialize, Clone, Debug, PartialEq)]
-pub struct PlannedRun {
-    /// The size, as the sweep's flags give it.
-    pub size: String,
-    pub seed: u64,
-    /// The run folder, as the command gives it.
-    pub out: String,
-    /// The command's words: the trainer, then its flags.
-    pub argv: Vec<String>,
-    /// The same as one line for a shell, each word quoted where it needs it.
-    pub command: String,
-}
-
-/// The sweep's runs as commands of `trainer_dir`'s `train_dense` or `train_cnn` (where
-/// the trainers are; `None`: on the PATH). Each trains its run into its folder under
-/// the sweep folder with exactly the settings the sweep would give it, so the same sweep
-/// command gathers them afterwards.
-pub fn plan(opts: &SweepOptions, trainer_dir: Option<&Path>) -> Result<Vec<PlannedRun>> {
-    check(opts)?;
-    let base = &opts.base;
-    let mut planned = Vec::new();
-    for run in opts.runs() {
-        let recipe = opts.recipe(&run.model);
-        let trainer = match run.model.kind() {
-            ModelKind::Dense => "train_dense",
-            ModelKind::Cnn => "train_cnn",
-        };
-        let trainer = match trainer_dir {
-            Some(dir) => plan_path(&dir.join(trainer), "the trainer")?,
-            None => trainer.to_string(),
-        };
-        let lesson = Recipe::lesson(run.model.kind());
-        let flags = recipe.flags_over(&lesson).map_err(anyhow::Error::msg)?;
-        let mut argv = vec![trainer];
-        argv.extend(flags);
-        argv.extend(["--epochs".into(), recipe.epochs.to_string()]);
-        argv.extend(["--seed".into(), run.seed.to_string()]);
-        let out = plan_path(&run.dir, "--out")?;
-        argv.extend(["--out".into(), out.clone()]);
-        if let Some(data) = &base.data_dir {
-            argv.extend(["--data-dir".into(), plan_path(data, "--data-dir")?]);
-        }
-        argv.extend(["--device".into(), base.device.to_string()]);
-        if let Some(threads) = base.threads {
-            argv.extend(["--threads".into(), threads.to_string()]);
-        }
-        if base.checkpoint_minutes != crate::cli::CHECKPOINT_MINUTES {
-            argv.extend([
-                "--checkpoint-every".into(),
-                crate::progress::number(base.checkpoint_minutes),
-            ]);
-        }
-        if !base.tensorboard {
-            argv.push("--no-tensorboard".into());
-        }
-        if base.cuda_graph {
-            argv.push("--cuda-graph".into());
-        }
-        argv.push("--quiet".into());
-        planned.push(PlannedRun {
-            size: size_label(&run.model),
-            seed: run.seed,
-            out,
-            command: argv
-                .iter()
-                .map(|w| shell_word(w))
-                .collect::<Vec<_>>()
-                .join(" "),
-            argv,
-        });
-    }
-    Ok(planned)
-}
-
-/// `path` as a planned command's word: as it is, with `./` in front of a relative path
-/// that begins with `-` (which the trainer would read as a flag). Errs, naming the path
-/// and `what` it is, where a plan cannot carry it: bytes that are not UTF-8 (a line of
-/// text would change them), or a line end (the command would take two lines).
-fn plan_path(path: &Path, what: &str) -> Result<String> {
-    let shown = crate::progress::printable(&path.to_string_lossy()).into_owned();
-    let Some(text) = path.to_str() else {
-        bail!(
-            "{what} {shown}: the path is not UTF-8, and a plan, one line of text per run, \
-             would change its odd bytes; give a UTF-8 path (or run the sweep without --plan)"
-        );
-    };
-    if text.contains(['\n', '\r']) {
-        bail!(
-            "{what} {shown}: the path holds a line end, and a plan has one line per run; \
-             give a path without one (or run the sweep without --plan)"
-        );
-    }
-    Ok(match text.starts_with('-') {
-        true => format!("./{text}"),
-        false => text.to_string(),
-    })
-}
-
-/// `word` as a POSIX shell reads it back: as it is where that is safe, else in single
-/// quotes.
-fn shell_word(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./,:=+@%".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        return word.to_string();
-    }
-    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 /// Draws `sweep.svg`: a line per epoch count across the sizes, with the spread over the
@@ -327,12 +222,12 @@ fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
 
 /// Errs, naming every difference, when a run already in the sweep folder was trained
 /// with other settings than this sweep's (more epochs aside).
-fn refuse_other_settings(opts: &SweepOptions) -> Result<()> {
+fn refuse_other_settings(opts: &Sweep, base: &Recipe) -> Result<()> {
     let mut found = Vec::new();
     for run in opts.runs() {
         if run.dir.join(config::FILE).exists() {
-            let recipe = opts.recipe(&run.model);
-            let differences = resume::differences(&run.dir, &recipe, run.seed)?;
+            let recipe = opts.recipe(base, &run.model);
+            let differences = resume::refused(&run.dir, &recipe, run.seed)?;
             if !differences.is_empty() {
                 found.push(format!(
                     "{} has {}",
@@ -355,8 +250,13 @@ fn refuse_other_settings(opts: &SweepOptions) -> Result<()> {
 
 /// Trains `run` to the sweep's last epoch count: from the start, from where it stopped,
 /// or not at all when it is there.
-fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
-    let (recipe, dir) = (opts.recipe(&run.model), run.dir.as_path());
+fn train_to_the_end(
+    opts: &Sweep,
+    base: &TrainOptions,
+    fresh_optimizer: bool,
+    run: &SweepRun,
+) -> Result<()> {
+    let (recipe, dir) = (opts.recipe(&base.recipe, &run.model), run.dir.as_path());
     let started = dir.join(config::FILE).exists()
         && (dir.join(checkpoint::FILE).exists() || dir.join(run_dir::WEIGHTS).exists());
     if dir.exists() && !started {
@@ -365,7 +265,7 @@ fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
     let resume = match started {
         false => None,
         true => {
-            let fresh = opts.fresh_optimizer;
+            let fresh = fresh_optimizer;
             let done = resume::finished_epochs(dir, fresh)?;
             if done >= recipe.epochs {
                 let done = crate::progress::count(done, "epoch");
@@ -384,15 +284,10 @@ fn train_to_the_end(opts: &SweepOptions, run: &SweepRun) -> Result<()> {
         seed: run.seed,
         out: Some(dir.to_path_buf()),
         resume,
-        ..opts.base.clone()
+        ..base.clone()
     };
     if resume.is_some() {
-        // as --resume goes on: with the run's own threads and data, unless given
-        let config = run_dir::read_config(dir)?;
-        options.threads = options.threads.or(resume::run_threads(&config));
-        if options.data_dir.is_none() && config.data_dir.is_dir() {
-            options.data_dir = Some(config.data_dir);
-        }
+        resume::inherit(&run_dir::read_config(dir)?, &mut options);
     }
     let trained = train::train(&options);
     match trained {
@@ -470,7 +365,7 @@ fn unstarted_files(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The sweep's rows: each size at each epoch count, over the seeds.
-fn rows(opts: &SweepOptions) -> Result<Vec<SweepRow>> {
+fn rows(opts: &Sweep) -> Result<Vec<SweepRow>> {
     let runs = opts.runs();
     let mut rows = Vec::new();
     for model in &opts.models {
@@ -536,14 +431,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_spread_reads_as_mean_and_deviation_and_words_are_quoted_for_a_shell() {
+    fn a_spread_reads_as_mean_and_deviation() {
         let one = Spread::of(&[0.8754]);
         assert_eq!(one.to_string(), "0.8754");
         let three = Spread::of(&[0.87, 0.88, 0.89]);
         assert_eq!(three.to_string(), "0.8800 ± 0.0100");
         assert_eq!((three.min, three.max), (0.87, 0.89));
-        assert_eq!(shell_word("runs/sweep/dense-64"), "runs/sweep/dense-64");
-        assert_eq!(shell_word("my runs/it's"), r"'my runs/it'\''s'");
-        assert_eq!(shell_word(""), "''");
     }
 }

@@ -1,19 +1,30 @@
-//! The resume rules, in one place: a resumed run keeps its own recipe, seed and CPU
-//! threads, and refuses flags that say otherwise; `--epochs N` trains N more epochs; a run goes on
-//! from its checkpoint, or, for folders older than checkpoints, from its weights with
-//! Adam restarted, but only when asked to (`--fresh-optimizer`).
+//! The resume rules, in one place. A resumed run (`--resume DIR`, or a run `sweep` goes
+//! on with):
+//! - keeps its own recipe and seed, and refuses flags that say otherwise, naming each
+//!   (`--hidden 128, not --hidden 64`);
+//! - keeps its CPU threads, where this machine has as many cores, and its data folder,
+//!   unless `--threads` and `--data-dir` say otherwise: its sums then add up as before;
+//! - trains `--epochs N` more, or without it the rest of its planned epochs; one that
+//!   stopped early goes on only with `--epochs`, its patience counting afresh;
+//! - goes on from its checkpoint, or, in a folder older than checkpoints, from its
+//!   weights with Adam restarted, but only when asked (`--fresh-optimizer`).
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::{checkpoint, read_config, read_metrics, RunConfig, WEIGHTS};
 use crate::models::ModelKind;
-use crate::recipe::{Overrides, Recipe};
+use crate::progress::count;
+use crate::recipe::Recipe;
+use crate::run_dir::{checkpoint, read_config, read_metrics, RunConfig, WEIGHTS};
+use crate::train::TrainOptions;
 
-/// How a resumed run continues: the run's config, with its recipe's epochs set to the
-/// number to reach.
-pub(crate) struct Plan {
+use super::settings::Changes;
+use super::table::differences;
+
+/// How a resumed run goes on: its config, with its recipe's epochs set to the number to
+/// reach.
+pub(crate) struct Resumed {
     pub config: RunConfig,
     /// Epochs the run has finished.
     pub done: u32,
@@ -21,16 +32,16 @@ pub(crate) struct Plan {
     pub stopped_early: Option<u32>,
 }
 
-/// The plan for `--resume run` with a trainer of `kind`, the flags' `overrides` and
+/// The plan for `--resume run` with a trainer of `kind`, the flags' `changes` and
 /// `--seed` if given; errs when a flag contradicts the run, or when it has nothing left
 /// to do.
 pub(crate) fn plan(
     run: &Path,
     kind: ModelKind,
-    overrides: &Overrides,
+    changes: &Changes,
     seed: Option<u64>,
     fresh_optimizer: bool,
-) -> Result<Plan> {
+) -> Result<Resumed> {
     let mut config = read_config(run)?;
     if config.model().kind() != kind {
         bail!(
@@ -42,68 +53,68 @@ pub(crate) fn plan(
     }
     // the run's own recipe with the flags' changes, so a flag that says what the run
     // has is no difference
-    let flags = overrides.without_epochs();
-    let mut differences = match flags.apply(&config.recipe) {
-        Ok(recipe) => config.recipe.differences(&recipe),
+    let flags = Changes {
+        epochs: None,
+        ..changes.clone()
+    };
+    let mut found = match flags.apply(&config.recipe) {
+        Ok(recipe) => differences(&config.recipe, &recipe),
         Err(msg) => bail!("--resume {}: {msg}", run.display()),
     };
     if let Some(name) = flags.recipe.filter(|&n| n != config.recipe.name) {
-        differences.insert(
+        found.insert(
             0,
             format!("--recipe {}, not --recipe {name}", config.recipe.name),
         );
     }
     if let Some(seed) = seed.filter(|&s| s != config.seed) {
-        differences.push(format!("--seed {}, not --seed {seed}", config.seed));
+        found.push(format!("--seed {}, not --seed {seed}", config.seed));
     }
-    if !differences.is_empty() {
+    if !found.is_empty() {
         bail!(
             "--resume {}: the run was trained with {}; a resumed run keeps its settings \
              (drop the flags, or start a new run)",
             run.display(),
-            differences.join("; ")
+            found.join("; ")
         );
     }
     let done = finished_epochs(run, fresh_optimizer)?;
     let stopped_early = config.stopped_early;
-    config.recipe.epochs = match (overrides.epochs(), stopped_early) {
+    config.recipe.epochs = match (changes.epochs, stopped_early) {
         (Some(more), _) => done.saturating_add(more),
         (None, Some(after)) => bail!(
             "--resume {}: the run stopped early after epoch {after}: its validation accuracy \
              had not improved for {} (--early-stop); give --epochs N to go on for up \
              to N more (early stopping watches again from there)",
             run.display(),
-            crate::progress::count(config.recipe.early_stop.unwrap_or(0), "epoch")
+            count(config.recipe.early_stop.unwrap_or(0), "epoch")
         ),
         (None, None) if done < config.recipe.epochs => config.recipe.epochs,
         (None, None) => bail!(
             "--resume {}: the run has finished its {}; give --epochs N to train N more",
             run.display(),
-            crate::progress::count(done, "epoch")
+            count(done, "epoch")
         ),
     };
     config.stopped_early = None;
-    Ok(Plan {
+    Ok(Resumed {
         config,
         done,
         stopped_early,
     })
 }
 
-impl Plan {
-    /// The CPU threads the run trained on, to go on to the very numbers (libtorch's sums
-    /// depend on how the work is split); `None` for runs trained on CUDA, or on more
-    /// threads than this machine has, which go on with the trainers' default.
-    pub fn threads(&self) -> Option<usize> {
-        run_threads(&self.config)
-    }
-}
-
-/// The CPU threads a run made with `config` goes on with: its own, where it trained on
-/// the CPU and this machine has as many cores; `None`: the trainers' default.
-pub(crate) fn run_threads(config: &RunConfig) -> Option<usize> {
+/// What a run made with `config` brings to `options` that go on with it: its CPU
+/// threads, where it trained on the CPU and this machine has as many cores, and its data
+/// folder, where it is still there; each unless the options already say.
+pub(crate) fn inherit(config: &RunConfig, options: &mut TrainOptions) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (config.device == "cpu" && config.threads <= cores).then_some(config.threads)
+    if config.device == "cpu" && config.threads <= cores {
+        options.threads = options.threads.or(Some(config.threads));
+    }
+    if options.data_dir.is_none() && config.data_dir.is_dir() {
+        options.data_dir = Some(config.data_dir.clone());
+    }
 }
 
 /// The epochs the run in `run` has finished, by its checkpoint; a folder without one
@@ -121,9 +132,9 @@ pub(crate) fn finished_epochs(run: &Path, fresh_optimizer: bool) -> Result<u32> 
     }
     if !fresh_optimizer {
         bail!(
-            "{}: the run has no {} (it was made before fashion-tch saved the \
-             optimiser's state), so it cannot go on exactly. Add --fresh-optimizer to go on \
-             from {WEIGHTS} with Adam's moments started afresh",
+            "{}: the run has no {} (it was made before fashion-tch saved the optimiser's \
+             state), so it cannot go on exactly. Add --fresh-optimizer to go on from \
+             {WEIGHTS} with Adam's moments started afresh",
             run.display(),
             checkpoint::FILE
         );
@@ -133,9 +144,9 @@ pub(crate) fn finished_epochs(run: &Path, fresh_optimizer: bool) -> Result<u32> 
 
 /// Whether the run in `run` may be continued as `asked` with `seed` (by `sweep`, whose
 /// runs must all share its settings): the differences, in flags, or none.
-pub fn differences(run: &Path, asked: &Recipe, seed: u64) -> Result<Vec<String>> {
+pub(crate) fn refused(run: &Path, asked: &Recipe, seed: u64) -> Result<Vec<String>> {
     let config = read_config(run)?;
-    let mut out = config.recipe.differences(asked);
+    let mut out = differences(&config.recipe, asked);
     if config.seed != seed {
         out.push(format!("--seed {}, not --seed {seed}", config.seed));
     }
