@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use fashion_tch::{models::ModelSpec, optim::Adam};
+use fashion_tch::{models::ModelSpec, optim::Adam, recipe::StepSettings};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
@@ -30,10 +30,15 @@ fn main() -> Result<()> {
         let vs = nn::VarStore::new(Device::Cpu);
         let net = ModelSpec::Dense { hidden: 128 }.build(&vs);
         let mut adam = Adam::new(&vs, 0.0);
+        let at = StepSettings {
+            learning_rate: 1e-3,
+            beta1: 0.9,
+        };
         let step = seconds(|| {
             for (xs, ys) in &batches {
                 let loss = net.forward_t(xs, true).cross_entropy_for_logits(ys);
-                adam.backward_step(&loss, 1e-3, 0.9)?;
+                adam.count(at.learning_rate);
+                adam.update(&adam.backward(&loss), at)?;
             }
             Ok(())
         })?;

@@ -16,7 +16,7 @@ pub fn train_and_report(common: &CommonArgs, kind: ModelKind, changes: &Changes)
     run(|| {
         let options = flags::resolve(common, kind, changes)?;
         let report = crate::train::train(&options)?;
-        let last = report.last();
+        let last = (report.last()).ok_or_else(|| anyhow::anyhow!("the run has no epoch"))?;
         let best = match report.best_epoch {
             Some(b) if b != last.epoch => format!(" (epoch {b} was the best on validation)"),
             _ => String::new(),

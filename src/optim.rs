@@ -10,10 +10,11 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+use crate::recipe::StepSettings;
 use crate::shim::{self, AdamStep};
 
 /// Adam's second-moment decay (PyTorch's default).
@@ -72,16 +73,9 @@ impl Adam {
         self
     }
 
-    /// Backpropagates `loss` and updates every parameter at learning rate `lr` with
-    /// first-moment decay `beta1` (a one-cycle schedule moves both).
-    pub fn backward_step(&mut self, loss: &Tensor, lr: f64, beta1: f64) -> Result<()> {
-        self.count(lr);
-        self.update(loss, lr, beta1)
-    }
-
-    /// Counts the step about to be taken, and sets its learning rate `lr` where the
-    /// update reads it: the first half of [`Adam::backward_step`], the half that a step
-    /// replayed from a CUDA graph runs outside it.
+    /// Counts the step about to be taken (Adam's bias correction counts them), and sets
+    /// its learning rate `lr` where the update reads it: before each step, outside it,
+    /// where a step replayed from a CUDA graph cannot do it.
     pub fn count(&mut self, lr: f64) {
         self.steps += 1;
         let _ = self.step.fill_(self.steps as f64);
@@ -90,12 +84,27 @@ impl Adam {
         }
     }
 
-    /// Backpropagates `loss` and updates every parameter, as the step [`Adam::count`]
-    /// counted: the second half of [`Adam::backward_step`].
-    pub fn update(&mut self, loss: &Tensor, lr: f64, beta1: f64) -> Result<()> {
-        // the gradients come back to us rather than into each tensor's .grad, so there is
-        // nothing to zero before the next step
-        let grads = Tensor::run_backward(&[loss], &self.params, false, false);
+    /// Backpropagation: the gradient of `loss` for each parameter, in the order Adam holds
+    /// them. They come back here rather than into each tensor's `.grad`, so there is
+    /// nothing to zero before the next step.
+    pub fn backward(&self, loss: &Tensor) -> Vec<Tensor> {
+        Tensor::run_backward(&[loss], &self.params, false, false)
+    }
+
+    /// Moves every parameter against its gradient in `grads` ([`Adam::backward`]'s), as
+    /// the step [`Adam::count`] counted, at the learning rate and β₁ of `at` (a one-cycle
+    /// schedule moves both).
+    pub fn update(&mut self, grads: &[Tensor], at: StepSettings) -> Result<()> {
+        let StepSettings {
+            learning_rate: lr,
+            beta1,
+        } = at;
+        ensure!(
+            grads.len() == self.params.len(),
+            "{} gradients for Adam's {} parameters",
+            grads.len(),
+            self.params.len()
+        );
         // a parameter the loss does not use gets no gradient, and no update (as in libtorch)
         let used: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
         let grads: Vec<Tensor> = used

@@ -23,38 +23,90 @@ pub(crate) const EVAL_BATCH: i64 = 256;
 
 /// Scores `net` on `split` in evaluation mode (dropout off, batch norm frozen).
 pub fn score(net: &impl ModuleT, split: &Split) -> Score {
-    let n = split.len();
-    let (loss_sum, correct) = tch::no_grad(|| {
-        let device = split.pixels.device();
-        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-        let mut correct = Tensor::zeros([], (Kind::Int64, device));
-        for start in (0..n).step_by(EVAL_BATCH as usize) {
-            let len = EVAL_BATCH.min(n - start);
-            let xs = split.images(start, len);
-            let ys = split.labels.narrow(0, start, len);
-            let logits = net.forward_t(&xs, false); // [len, 10]
-            loss_sum += logits.cross_entropy_for_logits(&ys).to_kind(Kind::Double) * len;
-            correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
-        }
-        // one host sync for the whole split
-        (loss_sum.double_value(&[]), correct.int64_value(&[]))
+    let mut sums = Sums::new(split.pixels.device());
+    // each batch made into floats as it is taken: the split never is, whole
+    let images = |start, len| split.images(start, len);
+    in_batches(net, split.len(), images, |start, logits| {
+        let labels = split.labels.narrow(0, start, logits.size()[0]);
+        sums.add(&logits.cross_entropy_for_logits(&labels), &logits, &labels);
     });
-    Score {
-        loss: loss_sum / n.max(1) as f64,
-        accuracy: correct as f64 / n.max(1) as f64,
-    }
+    // one host sync for the whole split
+    let (loss, accuracy) = sums.means();
+    Score { loss, accuracy }
 }
 
-/// Runs `net` over `split` in evaluation mode and returns the logits, `[n, 10]`.
+/// Runs `net` over `images` in evaluation mode and returns the logits, `[n, 10]`.
 pub fn logits(net: &impl ModuleT, images: &Tensor) -> Tensor {
+    let mut parts = Vec::new();
+    let batch = |start, len| images.narrow(0, start, len);
+    in_batches(net, images.size()[0], batch, |_, logits| parts.push(logits));
+    Tensor::cat(&parts, 0)
+}
+
+/// Runs `net` over `n` images in batches of [`EVAL_BATCH`] without gradients, in
+/// evaluation mode: `batch(start, len)` gives a batch's images (`[len, 1, 28, 28]`), and
+/// `take` gets its first index and logits (`[len, 10]`).
+fn in_batches(
+    net: &impl ModuleT,
+    n: i64,
+    batch: impl Fn(i64, i64) -> Tensor,
+    mut take: impl FnMut(i64, Tensor),
+) {
     tch::no_grad(|| {
-        let n = images.size()[0];
-        let parts: Vec<Tensor> = (0..n)
-            .step_by(EVAL_BATCH as usize)
-            .map(|start| net.forward_t(&images.narrow(0, start, EVAL_BATCH.min(n - start)), false))
-            .collect();
-        Tensor::cat(&parts, 0)
-    })
+        for start in (0..n).step_by(EVAL_BATCH as usize) {
+            let len = EVAL_BATCH.min(n - start);
+            take(start, net.forward_t(&batch(start, len), false));
+        }
+    });
+}
+
+/// Running sums of a loss and of right answers over batches, kept on the device so that
+/// a GPU rarely waits for the host: an epoch's training figures as it goes, or a
+/// split's score.
+pub(crate) struct Sums {
+    /// The loss times the batch size, summed, in double.
+    loss: Tensor,
+    correct: Tensor,
+    /// Images counted.
+    pub seen: i64,
+}
+
+impl Sums {
+    /// No batch yet, on `device`.
+    pub(crate) fn new(device: tch::Device) -> Sums {
+        Sums::from(0.0, 0, 0, device)
+    }
+
+    /// Sums that go on from `loss_sum`, `correct` and `seen` (a checkpoint's).
+    pub(crate) fn from(loss_sum: f64, correct: i64, seen: i64, device: tch::Device) -> Sums {
+        Sums {
+            loss: Tensor::from(loss_sum).to_device(device),
+            correct: Tensor::from(correct).to_device(device),
+            seen,
+        }
+    }
+
+    /// Adds a batch: its mean `loss`, its `logits` (`[b, 10]`) and `labels` (`[b]`).
+    pub(crate) fn add(&mut self, loss: &Tensor, logits: &Tensor, labels: &Tensor) {
+        let b = labels.size()[0];
+        self.seen += b;
+        tch::no_grad(|| {
+            self.loss += loss.to_kind(Kind::Double) * b;
+            self.correct += logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64);
+        });
+    }
+
+    /// The summed loss and right answers (a host sync).
+    pub(crate) fn totals(&self) -> (f64, i64) {
+        (self.loss.double_value(&[]), self.correct.int64_value(&[]))
+    }
+
+    /// The mean loss and the accuracy so far (a host sync).
+    pub(crate) fn means(&self) -> (f64, f64) {
+        let (loss, correct) = self.totals();
+        let seen = self.seen.max(1) as f64;
+        (loss / seen, correct as f64 / seen)
+    }
 }
 
 /// One class's figures, one class against the rest.

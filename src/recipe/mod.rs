@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::{Convs, ModelKind, ModelSpec, Views};
 
-pub use schedule::OneCycle;
-pub(crate) use schedule::StepSettings;
+pub use schedule::{OneCycle, StepSettings};
 
 /// How a network is trained; see the module's documentation.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -5,7 +5,7 @@ use super::{Recipe, Schedule};
 
 /// What a recipe sets at one step: the learning rate and Adam's β₁.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct StepSettings {
+pub struct StepSettings {
     pub learning_rate: f64,
     pub beta1: f64,
 }

@@ -139,10 +139,15 @@ impl RunDir {
         }
         fs::create_dir_all(path)
             .with_context(|| format!("creating the run folder {}", path.display()))?;
-        // before the lock, so that a refused folder is left as it was; and again under
-        // it, as another trainer may have taken the folder a moment ago
+        // a folder another trainer holds is refused as that trainer's; the rest before
+        // a lock file is made, so that a refused folder is left as it was, and again
+        // under the lock, as another trainer may have taken the folder a moment ago
+        let held = RunLock::acquire_if_present(path)?;
         refuse_unless_empty(path)?;
-        let lock = RunLock::acquire(path)?;
+        let lock = match held {
+            Some(lock) => lock,
+            None => RunLock::acquire(path)?,
+        };
         refuse_unless_empty(path)?;
         RunDir::open(lock, path, config.clone(), &[])
     }
@@ -280,17 +285,35 @@ fn as_trained(recipe: &crate::recipe::Recipe) -> Vec<&'static str> {
     .collect()
 }
 
+/// The error of a new run's folder that already holds a run, which is never overwritten.
+#[derive(Debug)]
+pub struct HoldsARun {
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for HoldsARun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--out {} already holds a run; choose another folder so its results are kept \
+             (or continue it with --resume)",
+            self.path.display()
+        )
+    }
+}
+
+impl std::error::Error for HoldsARun {}
+
 /// Errs unless the folder `path` is empty (a lock file aside): a run's results, or
 /// anyone's other files, are never overwritten.
 fn refuse_unless_empty(path: &Path) -> Result<()> {
     let mut found = entries(path)?;
     found.retain(|name| name != lock::FILE);
     if found.iter().any(|name| name == config::FILE) {
-        bail!(
-            "--out {} already holds a run; choose another folder so its results are kept \
-             (or continue it with --resume)",
-            path.display()
-        );
+        return Err(HoldsARun {
+            path: path.to_path_buf(),
+        }
+        .into());
     }
     if !found.is_empty() {
         bail!(

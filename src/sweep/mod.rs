@@ -292,6 +292,11 @@ fn train_to_the_end(
     let trained = train::train(&options);
     match trained {
         Ok(_) => Ok(()),
+        Err(e) if e.is::<run_dir::HoldsARun>() => bail!(
+            "{}: another process started this run as this sweep was about to; run the same \
+             sweep command again to gather it",
+            dir.display()
+        ),
         Err(e) => match e.downcast::<Interrupted>() {
             Ok(stopped) => Err(Interrupted {
                 go_on: Some("run the same sweep command again to go on".into()),
