@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use fashion_tch::files::write_safetensors;
 use fashion_tch::models::ModelSpec;
-use fashion_tch::run_dir;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -100,7 +99,12 @@ fn main() {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("config.json"), config).unwrap();
         fs::write(dir.join("metrics.csv"), row).unwrap();
-        run_dir::save_weights(&dir.join("model.safetensors"), &vs, None).unwrap();
+        fashion_tch::files::write_safetensors(
+            &dir.join("model.safetensors"),
+            &vs.variables().into_iter().collect::<Vec<_>>(),
+            None,
+        )
+        .unwrap();
         let Some(state) = state else { continue };
         let mut tensors: Vec<(String, tch::Tensor)> = Vec::new();
         for (name, t) in vs.variables() {

@@ -418,7 +418,7 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
     // weights from before they said their epoch, with no row: which epoch is unknown
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let _ = ModelSpec::Dense { hidden: 8 }.build(&vs);
-    run_dir::save_weights(&run.join("model.safetensors"), &vs, None).unwrap();
+    common::write_weights(&run.join("model.safetensors"), &vs);
     let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -646,7 +646,7 @@ fn nan_weights_are_an_error_naming_the_file() {
             let _ = t.fill_(f64::NAN);
         }
     });
-    run_dir::save_weights(&run.join("model.safetensors"), &vs, None).unwrap();
+    common::write_weights(&run.join("model.safetensors"), &vs);
     let image = tmp.path().join("shirt.png");
     image::GrayImage::from_pixel(28, 28, image::Luma([90]))
         .save(&image)

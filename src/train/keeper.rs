@@ -12,7 +12,7 @@ use super::watch::{Watch, Watchers};
 use super::TrainOptions;
 use crate::progress;
 use crate::run_dir::checkpoint::{self, Position, State};
-use crate::run_dir::{EpochMetrics, RunDir};
+use crate::run_dir::{self, EpochMetrics, RunDir};
 use crate::stop;
 
 /// A run's open folder, and when its last checkpoint was written.
@@ -82,9 +82,10 @@ impl Keeper {
         state.position = Position::start_of(m.epoch + 1);
         let ((_, vs), held) = (learner.kept(), learner.held());
         self.dir.append_metrics(m)?;
-        self.dir.save_weights(vs, m.epoch, held)?;
+        self.dir.save_weights(run_dir::WEIGHTS, vs, m.epoch, held)?;
         if best_epoch(&state.history) == Some(m.epoch) {
-            self.dir.save_best_weights(vs, m.epoch, held)?;
+            self.dir
+                .save_weights(run_dir::BEST_WEIGHTS, vs, m.epoch, held)?;
             self.dir.update_config(|c| c.best_epoch = Some(m.epoch))?;
         }
         self.save(learner, state, watch)

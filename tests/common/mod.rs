@@ -112,8 +112,15 @@ pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
         })
         .unwrap();
     }
-    run.save_weights(&vs, epochs, Held::Trained).unwrap();
+    (run.save_weights(fashion_tch::run_dir::WEIGHTS, &vs, epochs, Held::Trained)).unwrap();
     dir.to_path_buf()
+}
+
+/// Writes the variables of `vs` to `path` as a plain state dict, without the header that
+/// says their epoch (as weights files from before it had one).
+pub fn write_weights(path: &Path, vs: &tch::nn::VarStore) {
+    let tensors: Vec<_> = vs.variables().into_iter().collect();
+    fashion_tch::files::write_safetensors(path, &tensors, None).unwrap();
 }
 
 /// Says that a test cannot make its check on this machine (no GPU, no pip, no real data,
