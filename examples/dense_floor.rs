@@ -37,7 +37,6 @@ fn main() -> Result<()> {
         let step = seconds(|| {
             for (xs, ys) in &batches {
                 let loss = net.forward_t(xs, true).cross_entropy_for_logits(ys);
-                adam.count(at.learning_rate);
                 adam.update(&adam.backward(&loss), at)?;
             }
             Ok(())

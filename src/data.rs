@@ -87,7 +87,7 @@ impl Split {
     }
 
     /// The examples at the indices `idx` as network inputs, `[idx.len, 1, 28, 28]`.
-    pub(crate) fn images_at(&self, idx: &Tensor) -> Tensor {
+    pub fn images_at(&self, idx: &Tensor) -> Tensor {
         inputs(&self.pixels.index_select(0, idx))
     }
 

@@ -1,6 +1,6 @@
 //! `evaluate RUN`: a saved run scored on the test set, then its pictures written into the
 //! run folder: `predictions.svg`, `confusion.svg` and, for a CNN, `filters.svg`, and
-//! `report.html`, the run on one page ([`crate::report`]). These are evaluate's own
+//! `report.html`, the run on one page (`report.rs`). These are evaluate's own
 //! files: it writes none that a trainer writes (`curves.svg` is the trainer's, redrawn
 //! after every epoch), so it can run beside a training. It reads none of the folder's
 //! pictures either: the page's are drawn here, the curves from `metrics.csv`'s numbers.

@@ -1,7 +1,7 @@
 //! A network as plain data ([`ModelSpec`]), saved in a run's `config.json` so that the
 //! exact network can be rebuilt from a run folder, and built: the lesson's networks
 //! ([`crate::lesson`]) where it has their shape, the configurable CNN
-//! ([`crate::cnn_builder`]) beyond it, and around either the test-time views it scores.
+//! (`cnn_builder.rs`) beyond it, and around either the test-time views it scores.
 
 use serde::{Deserialize, Serialize};
 use tch::nn;

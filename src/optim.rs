@@ -66,16 +66,18 @@ impl Adam {
     }
 
     /// The same Adam, reading its learning rate from the device as the step count, so
-    /// that a step captured in a CUDA graph follows both when replayed ([`Adam::count`]
-    /// sets them outside the graph). β₁ stays the one the step was captured with.
+    /// that a step captured in a CUDA graph follows both when replayed. Its steps are
+    /// counted outside the graph, by [`Adam::count`] before each, and not by the update.
+    /// β₁ stays the one the step was captured with.
     pub fn for_cuda_graph(mut self) -> Adam {
         self.lr = Some(Tensor::zeros([], (Kind::Float, self.step.device())));
         self
     }
 
     /// Counts the step about to be taken (Adam's bias correction counts them), and sets
-    /// its learning rate `lr` where the update reads it: before each step, outside it,
-    /// where a step replayed from a CUDA graph cannot do it.
+    /// its learning rate `lr` where the update reads it. [`Adam::update`] does it, but
+    /// for an Adam [`Adam::for_cuda_graph`], whose learner calls it before each step,
+    /// outside the graph, where a replayed step cannot.
     pub fn count(&mut self, lr: f64) {
         self.steps += 1;
         let _ = self.step.fill_(self.steps as f64);
@@ -91,14 +93,17 @@ impl Adam {
         Tensor::run_backward(&[loss], &self.params, false, false)
     }
 
-    /// Moves every parameter against its gradient in `grads` ([`Adam::backward`]'s), as
-    /// the step [`Adam::count`] counted, at the learning rate and β₁ of `at` (a one-cycle
-    /// schedule moves both).
+    /// Counts the step, and moves every parameter against its gradient in `grads`
+    /// ([`Adam::backward`]'s) at the learning rate and β₁ of `at` (a one-cycle schedule
+    /// moves both).
     pub fn update(&mut self, grads: &[Tensor], at: StepSettings) -> Result<()> {
         let StepSettings {
             learning_rate: lr,
             beta1,
         } = at;
+        if self.lr.is_none() {
+            self.count(lr);
+        }
         ensure!(
             grads.len() == self.params.len(),
             "{} gradients for Adam's {} parameters",

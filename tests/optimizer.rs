@@ -45,10 +45,9 @@ fn batch(step: i64, kind: Kind) -> (Tensor, Tensor) {
     ((band.to_kind(Kind::Float) + noise).to_kind(kind), ys)
 }
 
-/// One step of our Adam on `loss`, as a training step takes it: counted, backward,
-/// updated at `learning_rate` and `beta1`.
+/// One step of our Adam on `loss`, as a training step takes it: backward, then the
+/// update at `learning_rate` and `beta1`, which counts it.
 fn adam_step(adam: &mut Adam, loss: &Tensor, learning_rate: f64, beta1: f64) {
-    adam.count(learning_rate);
     let grads = adam.backward(loss);
     let at = StepSettings {
         learning_rate,
@@ -162,6 +161,7 @@ fn learning_rate_on_the_device_steps_alike() -> f64 {
             .cross_entropy_for_logits(&ys);
         adam_step(&mut by_value, &loss, lr, beta1);
         // as a replayed step runs it: counted (and the rate set) first, then the update
+        on_device.count(lr);
         let loss = on_device_net
             .forward_t(&xs, true)
             .cross_entropy_for_logits(&ys);

@@ -5,11 +5,11 @@
 //!
 //! There are two: [`Recipe::lesson`], the Keras lesson's, and [`Recipe::strong`]. Adding
 //! one means adding a constructor and its name to [`RecipeName`]. How the learning rate
-//! moves is in [`schedule`], how the training images are augmented in [`augment`], and
+//! moves is in [`schedule`], how the training images are augmented in `augment`, and
 //! the recipe in words in `summary`. The flags that change a recipe are
 //! `crate::flags`'s: adding a setting is docs/adding-a-setting.md.
 
-pub mod augment;
+pub(crate) mod augment;
 pub mod schedule;
 mod summary;
 
@@ -29,7 +29,7 @@ pub struct Recipe {
     pub optimizer: Optimizer,
     pub schedule: Schedule,
     /// Random shifts of up to 2 pixels and mirroring of every training batch
-    /// ([`augment::augment`]).
+    /// (`augment.rs`).
     pub augment: bool,
     /// With `augment`: each image mirrored in every other epoch (in the odd or the even
     /// ones, as a draw from the seed decides for it), rather than at random every time.

@@ -80,7 +80,7 @@ pub struct State {
 impl State {
     /// A run at the start of the epoch after `history`: a new run, or an old one going
     /// on with fresh moments.
-    pub fn fresh(history: Vec<EpochMetrics>, training_images: u64) -> State {
+    pub(crate) fn fresh(history: Vec<EpochMetrics>, training_images: u64) -> State {
         State {
             position: Position::start_of(history.len() as u32 + 1),
             history,

@@ -27,7 +27,8 @@ pub use config::{read_config, RunConfig};
 pub(crate) use lock::RunLock;
 pub use metrics::{curves, draw_curves, read_metrics, EpochMetrics, METRICS};
 use metrics::{metrics_row, METRICS_HEADER, VALIDATION_COLUMN};
-pub(crate) use weights::{best_weights_epoch, copy_into, BEST_WEIGHTS};
+pub use weights::BEST_WEIGHTS;
+pub(crate) use weights::{best_weights_epoch, copy_into};
 pub use weights::{load_run, load_weights, Held, LoadedRun, Weights, WEIGHTS};
 
 use crate::files::{is_temporary_of, write_atomically, write_safetensors};

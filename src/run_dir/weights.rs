@@ -15,7 +15,7 @@ use crate::files::{read_regular, LARGE_FILE};
 /// The weights of the last finished epoch.
 pub const WEIGHTS: &str = "model.safetensors";
 /// The weights of the epoch with the best validation accuracy.
-pub(crate) const BEST_WEIGHTS: &str = "best.safetensors";
+pub const BEST_WEIGHTS: &str = "best.safetensors";
 /// The metadata key of `model.safetensors` and `best.safetensors` that names their epoch.
 pub(super) const EPOCH_KEY: &str = "epoch";
 /// Their metadata key that says which weights they hold, as [`Held`] names them.

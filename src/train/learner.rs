@@ -101,8 +101,10 @@ impl Learner {
     /// logits (`[b, 10]`).
     pub(crate) fn step(&mut self, batch: &Batch, at: StepSettings) -> Result<(Tensor, Tensor)> {
         let images = self.augmented(batch);
-        // the step's count, outside the step, where a replayed graph cannot count
-        self.adam.count(at.learning_rate);
+        if self.graph.is_some() {
+            // the step counted outside it, where a replayed graph cannot count
+            self.adam.count(at.learning_rate);
+        }
         let Learner {
             vs,
             net,

@@ -19,7 +19,7 @@ mod learner;
 mod restore;
 mod seeds;
 mod splits;
-pub(crate) mod step;
+pub mod step;
 mod watch;
 
 use std::path::PathBuf;

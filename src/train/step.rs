@@ -18,7 +18,7 @@ use crate::recipe::StepSettings;
 /// Whatever else a recipe does wraps this function, and none of it is inside:
 /// augmentation before it, bfloat16 autocast and the CUDA graph around it, the moving
 /// average of the weights after it (`learner.rs`).
-pub(crate) fn train_step(
+pub fn train_step(
     net: &impl ModuleT,
     adam: &mut Adam,
     (images, labels): (&Tensor, &Tensor),
@@ -28,7 +28,7 @@ pub(crate) fn train_step(
     let logits = net.forward_t(images, true); // [b, 10]
     let loss = loss(&logits, labels, label_smoothing); // []
     let gradients = adam.backward(&loss); // ∂loss/∂w, for every weight w
-    adam.update(&gradients, at)?; // each w a step against its gradient
+    adam.update(&gradients, at)?; // each w a step against its gradient, counted
     Ok((loss, logits))
 }
 
@@ -37,7 +37,7 @@ pub(crate) fn train_step(
 /// labels smoothed by `label_smoothing` where the recipe smooths them (with 0.1 the true
 /// class gets 0.91 and every other 0.01, which keeps the network from growing ever more
 /// confident). Scores always use the plain loss.
-fn loss(logits: &Tensor, labels: &Tensor, label_smoothing: f64) -> Tensor {
+pub fn loss(logits: &Tensor, labels: &Tensor, label_smoothing: f64) -> Tensor {
     logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, label_smoothing)
 }
 
@@ -77,7 +77,6 @@ mod tests {
         };
         let mut losses = Vec::new();
         for _ in 0..30 {
-            adam.count(at.learning_rate);
             let (loss, logits) = train_step(&net, &mut adam, (&images, &labels), 0.0, at).unwrap();
             assert_eq!(logits.size(), [32, 10]);
             losses.push(loss.double_value(&[]));
