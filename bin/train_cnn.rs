@@ -4,14 +4,14 @@
 //! `fashion_tch::recipe`).
 use std::process::ExitCode;
 
-use clap::{error::ErrorKind, CommandFactory, Parser};
+use clap::Parser;
 use fashion_tch::flags::{recipe_help, CnnArgs, CommonArgs};
 use fashion_tch::{cli, models::ModelKind, recipe::RecipeName};
 
 /// Train the Keras lesson's convolutional network on Fashion-MNIST (10 epochs; the lesson
 /// reaches 0.91), or with --recipe strong a stronger one
 #[derive(Parser)]
-#[command(version)]
+#[command(name = "train_cnn", version)]
 struct Cli {
     /// How to train: lesson (the lesson's network and settings) or strong [default: lesson]
     #[arg(long, value_enum, long_help = recipe_help())]
@@ -25,11 +25,5 @@ struct Cli {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let changes = args.common.changes(args.recipe, args.model.clone());
-    // flags that contradict each other are a usage error, as clap's own are
-    if let (None, Err(msg)) = (&args.common.run.resume, changes.recipe(ModelKind::Cnn)) {
-        Cli::command()
-            .error(ErrorKind::ArgumentConflict, msg)
-            .exit()
-    }
-    cli::train_and_report(&args.common, ModelKind::Cnn, &changes)
+    cli::train_and_report::<Cli>(&args.common, ModelKind::Cnn, &changes)
 }

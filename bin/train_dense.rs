@@ -8,7 +8,7 @@ use fashion_tch::{cli, models::ModelKind};
 
 /// Train the Keras lesson's dense network on Fashion-MNIST (5 epochs; the lesson reaches 0.878).
 #[derive(Parser)]
-#[command(version)]
+#[command(name = "train_dense", version)]
 struct Cli {
     #[command(flatten)]
     model: DenseArgs,
@@ -19,5 +19,5 @@ struct Cli {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let changes = args.common.changes(None, (&args.model).into());
-    cli::train_and_report(&args.common, ModelKind::Dense, &changes)
+    cli::train_and_report::<Cli>(&args.common, ModelKind::Dense, &changes)
 }

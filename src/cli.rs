@@ -11,8 +11,18 @@ use crate::train::Interrupted;
 
 /// A trainer binary's body: train a network of `kind` as the flags `common` and their
 /// `changes` to the recipe say, then print the final test accuracy and where the run is
-/// kept.
-pub fn train_and_report(common: &CommonArgs, kind: ModelKind, changes: &Changes) -> ExitCode {
+/// kept. Flags that cannot make a recipe together exit with status 2 and the usage of
+/// `Flags`, the trainer's own, as clap's own errors do.
+pub fn train_and_report<Flags: clap::CommandFactory>(
+    common: &CommonArgs,
+    kind: ModelKind,
+    changes: &Changes,
+) -> ExitCode {
+    if let (None, Err(msg)) = (&common.run.resume, changes.recipe(kind)) {
+        Flags::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit()
+    }
     run(|| {
         let options = flags::resolve(common, kind, changes)?;
         let report = crate::train::train(&options)?;

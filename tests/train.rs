@@ -327,6 +327,20 @@ fn convs_not_matching_the_blocks_of_filters_are_refused_naming_both_flags() {
 }
 
 #[test]
+fn flags_that_make_no_recipe_together_are_a_usage_error_of_either_trainer() {
+    let err = usage_error(DENSE, &["--weight-decay", "0.1"]);
+    assert!(
+        err.contains("plain Adam") && err.contains("Usage: train_dense"),
+        "{err}"
+    );
+    let err = usage_error(CNN, &["--cutout", "4"]);
+    assert!(
+        err.contains("does not augment") && err.contains("Usage: train_cnn"),
+        "{err}"
+    );
+}
+
+#[test]
 fn help_explains_every_flag() {
     let result = run_bin(CNN, &["--help"]);
     let help = stdout(&result);
