@@ -28,7 +28,8 @@ fn main() -> Result<()> {
     for threads in [1, 2, 1, 2] {
         tch::set_num_threads(threads);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = ModelSpec::Dense { hidden: 128 }.build(&vs);
+        let net =
+            ModelSpec::Dense { hidden: 128 }.build(&vs, &fashion_tch::data::Input::fashion_mnist());
         let mut adam = Adam::new(&vs, 0.0);
         let at = StepSettings {
             learning_rate: 1e-3,

@@ -31,7 +31,8 @@ const FOLDERS: [(&str, bool); 4] = [
 fn main() {
     tch::manual_seed(0);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net = ModelSpec::Dense { hidden: 4 }.build(&vs);
+    let _net =
+        ModelSpec::Dense { hidden: 4 }.build(&vs, &fashion_tch::data::Input::fashion_mnist());
     let row = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n\
                1,1.500000,0.500000,1.400000,0.550000,0.100\n";
     let common = serde_json::json!({

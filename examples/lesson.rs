@@ -15,7 +15,7 @@ fn main() -> Result<()> {
     let device = Device::cuda_if_available();
     let data = data::load(None, device)?; // [60000, 1, 28, 28] and [10000, 1, 28, 28]
     let vs = nn::VarStore::new(device);
-    let net = lesson::Cnn::new(&vs.root(), (32, 64), 128);
+    let net = lesson::Cnn::new(&vs.root(), &data.input, (32, 64), 128); // 28×28 grey, 10 classes
     let mut adam = Adam::new(&vs, 0.0);
     let at = StepSettings {
         learning_rate: 1e-3,

@@ -60,7 +60,7 @@ fn main() -> Result<()> {
             *v = *views;
         }
         let mut vs = VarStore::new(Device::Cpu);
-        let net = spec.build(&vs);
+        let net = spec.build(&vs, &fashion_tch::data::Input::fashion_mnist());
         vs.copy(&loaded.vs)?;
         let started = Instant::now();
         let found = score::score(&net, &validation);

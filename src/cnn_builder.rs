@@ -6,9 +6,7 @@
 
 use tch::nn;
 
-use crate::data::{NUM_CLASSES, SIDE};
-
-const CLASSES: i64 = NUM_CLASSES as i64;
+use crate::data::Input;
 
 /// A block per entry of `filters`: its count in `convs` of Conv2d(3×3, same padding) →
 /// \[BatchNorm\] → ReLU, then MaxPool(2×2, stride 2); then Flatten → \[Dropout\] →
@@ -16,6 +14,7 @@ const CLASSES: i64 = NUM_CLASSES as i64;
 /// the lesson's are (`conv1`, `fc1`, …), a block's later convolutions `conv1_2`, ….
 pub(crate) fn build(
     vs: &nn::Path,
+    input: &Input,
     filters: &[i64],
     hidden: i64,
     convs: &[i64],
@@ -23,13 +22,18 @@ pub(crate) fn build(
     dropout: f64,
 ) -> nn::SequentialT {
     let mut net = nn::seq_t();
-    let (mut channels, mut side) = (1, SIDE as i64);
+    let (mut channels, mut side) = (input.channels, input.size);
     for (block, (&out, &count)) in filters.iter().zip(convs).enumerate() {
         net = conv_block(net, vs, block, (channels, out), count, batch_norm);
         (channels, side) = (out, side / 2); // [b, out, side/2, side/2]
     }
     let net = net.add_fn(|xs| xs.flatten(1, -1)); // [b, channels * side²]
-    dense_head(net, vs, channels * side * side, hidden, dropout)
+    dense_head(
+        net,
+        vs,
+        (channels * side * side, hidden, input.class_count()),
+        dropout,
+    )
 }
 
 /// Block `block` (from 0) of a CNN: `count` times Conv2d(3×3, same padding) → [batch
@@ -74,12 +78,11 @@ fn conv_block(
 }
 
 /// The dense layers after the features: [Dropout] → Linear(inputs, hidden) → ReLU →
-/// [Dropout] → Linear(hidden, 10).
+/// [Dropout] → Linear(hidden, classes).
 fn dense_head(
     net: nn::SequentialT,
     vs: &nn::Path,
-    inputs: i64,
-    hidden: i64,
+    (inputs, hidden, classes): (i64, i64, i64),
     dropout: f64,
 ) -> nn::SequentialT {
     let drop = |net: nn::SequentialT| {
@@ -92,5 +95,5 @@ fn dense_head(
     let net = drop(net)
         .add(nn::linear(vs / "fc1", inputs, hidden, Default::default()))
         .add_fn(|xs| xs.relu());
-    drop(net).add(nn::linear(vs / "fc2", hidden, CLASSES, Default::default()))
+    drop(net).add(nn::linear(vs / "fc2", hidden, classes, Default::default()))
 }

@@ -14,6 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
@@ -40,6 +41,55 @@ pub use idx::{
     encode_images, encode_labels, gzip, parse_images, parse_labels, read_limited, MAX_FILE_BYTES,
     NUM_CLASSES, SIDE,
 };
+
+/// What a network takes in and gives out, as its data says: square images of `size` ×
+/// `size` pixels with `channels` channels (1 grey, 3 colour), each of one of `classes`
+/// (in label order). Saved in a run's `config.json`, so that its readers make images into
+/// the very input it trained on, and rebuild its network.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Input {
+    pub size: i64,
+    pub channels: i64,
+    pub classes: Vec<String>,
+}
+
+impl Input {
+    /// Fashion-MNIST's: 28 × 28 grey images of its ten garments.
+    pub fn fashion_mnist() -> Input {
+        Input {
+            size: SIDE as i64,
+            channels: 1,
+            classes: CLASS_NAMES.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    /// The values of one image: channels × size × size (784 for Fashion-MNIST).
+    pub fn values(&self) -> i64 {
+        self.channels * self.size * self.size
+    }
+
+    /// The number of classes, as the network's last layer counts them.
+    pub fn class_count(&self) -> i64 {
+        self.classes.len() as i64
+    }
+
+    /// The name of class `label`; `?` for a label outside the classes.
+    pub fn class(&self, label: i64) -> &str {
+        usize::try_from(label)
+            .ok()
+            .and_then(|l| self.classes.get(l))
+            .map_or("?", String::as_str)
+    }
+
+    /// `28×28 grey` or `64×64 colour`.
+    pub fn describe(&self) -> String {
+        let colour = match self.channels {
+            1 => "grey",
+            _ => "colour",
+        };
+        format!("{0}×{0} {colour}", self.size)
+    }
+}
 
 /// One of the four files: its name without `.gz`, and the SHA-256 of its decompressed bytes
 /// (the same for upstream's files and Debian's recompressed ones).
@@ -112,6 +162,8 @@ impl Split {
 pub struct Dataset {
     pub train: Split,
     pub test: Split,
+    /// What a network takes in and gives out on this data.
+    pub input: Input,
     /// The folder the files were read from.
     pub dir: PathBuf,
 }
@@ -204,6 +256,7 @@ pub fn load_dir(dir: &Path, device: Device) -> Result<Dataset> {
     Ok(Dataset {
         train: train?,
         test: test?,
+        input: Input::fashion_mnist(),
         dir: dir.to_path_buf(),
     })
 }

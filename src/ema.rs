@@ -13,6 +13,7 @@ use anyhow::Result;
 use tch::nn::VarStore;
 use tch::Tensor;
 
+use crate::data::Input;
 use crate::models::{ModelSpec, Network};
 
 /// The averaged weights, in their own var store and network.
@@ -25,11 +26,16 @@ pub(crate) struct Ema {
 }
 
 impl Ema {
-    /// An average of the variables of `trained` (a network built from `spec`) with the
-    /// decay `decay`, starting at their present values.
-    pub(crate) fn new(spec: &ModelSpec, trained: &VarStore, decay: f64) -> Result<Ema> {
+    /// An average of the variables of `trained` (a network built from `spec` for
+    /// `input`) with the decay `decay`, starting at their present values.
+    pub(crate) fn new(
+        spec: &ModelSpec,
+        input: &Input,
+        trained: &VarStore,
+        decay: f64,
+    ) -> Result<Ema> {
         let mut vs = VarStore::new(trained.device());
-        let net = spec.build(&vs);
+        let net = spec.build(&vs, input);
         vs.copy(trained)?;
         let theirs = trained.variables();
         let mut pairs: Vec<(Tensor, Tensor)> = vs
@@ -76,8 +82,8 @@ mod tests {
         let _generator = crate::own_the_generator();
         let spec = ModelSpec::Dense { hidden: 4 };
         let trained = VarStore::new(Device::Cpu);
-        let _net = spec.build(&trained);
-        let mut ema = Ema::new(&spec, &trained, 0.99).unwrap();
+        let _net = spec.build(&trained, &Input::fashion_mnist());
+        let mut ema = Ema::new(&spec, &Input::fashion_mnist(), &trained, 0.99).unwrap();
         assert!(
             (ema.decay_after(0) - 0.1).abs() < 1e-12,
             "a short memory at first"

@@ -4,17 +4,15 @@
 //! convolutions and two poolings in front of it.
 //!
 //! Every image comes in as `[b, 1, 28, 28]`, grey levels in [0, 1]; every network gives
-//! `[b, 10]` logits, one a class (the softmax is in the loss). The widths are parameters,
-//! because the lesson's experiments change them; the lesson's are 128 hidden units, and
-//! 32 and 64 filters.
+//! `[b, 10]` logits, one a class (the softmax is in the loss). Those are Fashion-MNIST's
+//! sizes (the shapes in the comments); a folder of your own images has its own
+//! ([`Input`]), and the first layers and the last follow from it. The widths are
+//! parameters, because the lesson's experiments change them; the lesson's are 128 hidden
+//! units, and 32 and 64 filters.
 
 use tch::{nn, Tensor};
 
-use crate::data::{NUM_CLASSES, SIDE};
-
-const CLASSES: i64 = NUM_CLASSES as i64;
-/// Pixels in an image: 28 × 28.
-const PIXELS: i64 = (SIDE * SIDE) as i64;
+use crate::data::Input;
 
 /// The dense network: Flatten → Dense(128, relu) → Dense(10).
 #[derive(Debug)]
@@ -24,9 +22,10 @@ pub struct Dense {
 }
 
 impl Dense {
-    pub fn new(vs: &nn::Path, hidden: i64) -> Dense {
-        let fc1 = nn::linear(vs / "fc1", PIXELS, hidden, Default::default());
-        let fc2 = nn::linear(vs / "fc2", hidden, CLASSES, Default::default());
+    pub fn new(vs: &nn::Path, input: &Input, hidden: i64) -> Dense {
+        let (values, classes) = (input.values(), input.class_count()); // 784, 10
+        let fc1 = nn::linear(vs / "fc1", values, hidden, Default::default());
+        let fc2 = nn::linear(vs / "fc2", hidden, classes, Default::default());
         Dense { fc1, fc2 }
     }
 }
@@ -51,18 +50,18 @@ pub struct Cnn {
 }
 
 impl Cnn {
-    pub fn new(vs: &nn::Path, (filters1, filters2): (i64, i64), hidden: i64) -> Cnn {
+    pub fn new(vs: &nn::Path, input: &Input, (filters1, filters2): (i64, i64), hidden: i64) -> Cnn {
         // "same" padding: a 3×3 convolution keeps the image's 28×28
         let same = nn::ConvConfig {
             padding: 1,
             ..Default::default()
         };
-        let conv1 = nn::conv2d(vs / "conv1", 1, filters1, 3, same);
+        let conv1 = nn::conv2d(vs / "conv1", input.channels, filters1, 3, same);
         let conv2 = nn::conv2d(vs / "conv2", filters1, filters2, 3, same);
-        // two poolings halve the side twice: 28 → 14 → 7
-        let features = filters2 * (SIDE as i64 / 4).pow(2);
+        // two poolings halve the side twice, rounding down: 28 → 14 → 7
+        let features = filters2 * (input.size / 2 / 2).pow(2);
         let fc1 = nn::linear(vs / "fc1", features, hidden, Default::default());
-        let fc2 = nn::linear(vs / "fc2", hidden, CLASSES, Default::default());
+        let fc2 = nn::linear(vs / "fc2", hidden, input.class_count(), Default::default());
         Cnn {
             conv1,
             conv2,

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
+use crate::data::Input;
 use crate::{cnn_builder, lesson};
 
 pub use crate::views::{Network, Views};
@@ -213,14 +214,46 @@ impl ModelSpec {
         self.kind().name()
     }
 
-    /// Builds the network with its variables in `vs`: the lesson's networks
+    /// Errs, naming the flag, where images of `input` are too small for the network:
+    /// each block of a CNN halves their side.
+    pub fn fits(&self, input: &Input) -> Result<(), String> {
+        let ModelSpec::Cnn { filters, .. } = self else {
+            return Ok(());
+        };
+        let blocks = filters.len() as u32;
+        match input.size >> blocks {
+            0 => Err(format!(
+                "--filters {}: {blocks} blocks halve the side {blocks} times, and the images \
+                 are {} pixels on a side; give fewer blocks, or --image-size {} or more",
+                self.filters_flag(),
+                input.size,
+                1 << blocks
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The filters as `--filters` takes them.
+    fn filters_flag(&self) -> String {
+        match self {
+            ModelSpec::Cnn { filters, .. } => {
+                let counts: Vec<String> = filters.iter().map(i64::to_string).collect();
+                counts.join(",")
+            }
+            ModelSpec::Dense { .. } => String::new(),
+        }
+    }
+
+    /// Builds the network for images and classes of `input` with its variables in `vs`:
+    /// the lesson's networks
     /// ([`crate::lesson`]) where the spec has their shape, else the configurable CNN.
-    pub fn build(&self, vs: &nn::VarStore) -> Network {
+    pub fn build(&self, vs: &nn::VarStore, input: &Input) -> Network {
         let root = &vs.root();
         let (net, views): (Box<dyn nn::ModuleT>, Views) = match self {
-            ModelSpec::Dense { hidden } => {
-                (Box::new(lesson::Dense::new(root, *hidden)), Views::One)
-            }
+            ModelSpec::Dense { hidden } => (
+                Box::new(lesson::Dense::new(root, input, *hidden)),
+                Views::One,
+            ),
             ModelSpec::Cnn {
                 filters,
                 hidden,
@@ -229,7 +262,7 @@ impl ModelSpec {
                 dropout: 0.0,
                 views,
             } if filters.len() == 2 && convs.counts() == [1] => {
-                let net = lesson::Cnn::new(root, (filters[0], filters[1]), *hidden);
+                let net = lesson::Cnn::new(root, input, (filters[0], filters[1]), *hidden);
                 (Box::new(net), *views)
             }
             ModelSpec::Cnn {
@@ -241,7 +274,9 @@ impl ModelSpec {
                 views,
             } => {
                 let convs = convs.per_block(filters.len());
-                let net = cnn_builder::build(root, filters, *hidden, &convs, *batch_norm, *dropout);
+                let (batch_norm, dropout) = (*batch_norm, *dropout);
+                let net =
+                    cnn_builder::build(root, input, filters, *hidden, &convs, batch_norm, dropout);
                 (Box::new(net), *views)
             }
         };
@@ -299,7 +334,7 @@ mod tests {
             (ModelSpec::lesson_cnn(), 421_642),
         ] {
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = spec.build(&vs);
+            let net = spec.build(&vs, &crate::data::Input::fashion_mnist());
             assert_eq!(parameter_count(&vs), count, "{spec:?}");
             let out = net.forward_t(
                 &Tensor::zeros([3, 1, 28, 28], (Kind::Float, Device::Cpu)),
@@ -326,10 +361,19 @@ mod tests {
             nn::VarStore::new(Device::Cpu),
             nn::VarStore::new(Device::Cpu),
         );
-        let written_net = ModelSpec::lesson_cnn().build(&written);
+        let written_net =
+            ModelSpec::lesson_cnn().build(&written, &crate::data::Input::fashion_mnist());
         tch::manual_seed(7);
         let convs = convs.per_block(filters.len());
-        let built_net = cnn_builder::build(&built.root(), &filters, hidden, &convs, false, 0.0);
+        let built_net = cnn_builder::build(
+            &built.root(),
+            &crate::data::Input::fashion_mnist(),
+            &filters,
+            hidden,
+            &convs,
+            false,
+            0.0,
+        );
         convolutions_channels_last(&built);
         let (ours, theirs) = (written.variables(), built.variables());
         assert_eq!(ours.len(), theirs.len());
@@ -349,7 +393,7 @@ mod tests {
     fn cnn_weights_on_the_cpu_are_channels_last() {
         let _generator = crate::own_the_generator();
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = ModelSpec::lesson_cnn().build(&vs);
+        let _net = ModelSpec::lesson_cnn().build(&vs, &crate::data::Input::fashion_mnist());
         let vars = vs.variables();
         assert_eq!(vars["conv1.weight"].stride(), [9, 1, 3, 1]);
         assert_eq!(vars["conv2.weight"].stride(), [288, 1, 96, 32]);
@@ -367,7 +411,7 @@ mod tests {
             dropout: 0.5,
             views: Views::One,
         };
-        let net = spec.build(&vs);
+        let net = spec.build(&vs, &crate::data::Input::fashion_mnist());
         let xs = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
         let (a, b) = (net.forward_t(&xs, false), net.forward_t(&xs, false));
         assert!(a.equal(&b), "evaluation must not drop anything");
@@ -438,7 +482,7 @@ mod tests {
             views: Views::One,
         };
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = spec.build(&vs);
+        let _net = spec.build(&vs, &crate::data::Input::fashion_mnist());
         let mut convs: Vec<String> = vs
             .variables()
             .into_keys()

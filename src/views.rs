@@ -91,7 +91,7 @@ mod tests {
                 dropout: 0.0,
                 views,
             };
-            (spec.build(&vs), vs)
+            (spec.build(&vs, &crate::data::Input::fashion_mnist()), vs)
         };
         let alike = |a: &Tensor, b: &Tensor| a.allclose(b, 1e-5, 1e-6, false);
         let (net, _vs) = net_with(Views::Mirror);

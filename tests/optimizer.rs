@@ -19,7 +19,7 @@ use tch::{Device, Kind, Tensor};
 fn net(kind: Kind) -> (VarStore, fashion_tch::models::Network) {
     tch::manual_seed(0);
     let mut vs = VarStore::new(Device::Cpu);
-    let net = common::small_cnn_spec().build(&vs);
+    let net = common::small_cnn_spec().build(&vs, &fashion_tch::data::Input::fashion_mnist());
     vs.set_kind(kind);
     (vs, net)
 }

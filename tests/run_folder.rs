@@ -417,7 +417,7 @@ fn evaluate_and_compare_end_on_metrics_without_rows_torn_rows_nan_and_inf() {
     assert!(stdout.contains("the weights of epoch 3"), "{stdout}");
     // weights from before they said their epoch, with no row: which epoch is unknown
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _ = ModelSpec::Dense { hidden: 8 }.build(&vs);
+    let _ = ModelSpec::Dense { hidden: 8 }.build(&vs, &fashion_tch::data::Input::fashion_mnist());
     common::write_weights(&run.join("model.safetensors"), &vs);
     let out = run_within(EVALUATE, &os(&[s(&run), "--data-dir", s(&data)]), limit);
     assert_eq!(out.status.code(), Some(1));
@@ -640,7 +640,7 @@ fn nan_weights_are_an_error_naming_the_file() {
     let model = ModelSpec::Dense { hidden: 8 };
     let run = fake_run(&tmp.path().join("run"), model.clone(), 1);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _ = model.build(&vs);
+    let _ = model.build(&vs, &fashion_tch::data::Input::fashion_mnist());
     tch::no_grad(|| {
         for (_, mut t) in vs.variables() {
             let _ = t.fill_(f64::NAN);

@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{args, run_bin, run_within, stderr, stdout, write_synthetic};
+use fashion_tch::run_dir::config::FORMAT_VERSION;
 use fashion_tch::{run_dir, tensorboard};
 
 const DENSE: &str = env!("CARGO_BIN_EXE_train_dense");
@@ -599,7 +600,8 @@ fn a_config_json_from_elsewhere_is_read_as_it_says_or_refused_naming_it() {
     let out = evaluate();
     assert!(out.status.success(), "{}", stderr(&out));
     // a version past 32 bits is newer, not the version it wraps to
-    let newer = text.replace("\"format_version\": 4", "\"format_version\": 4294967300");
+    let version = format!("\"format_version\": {FORMAT_VERSION}");
+    let newer = text.replace(&version, "\"format_version\": 4294967300");
     assert_ne!(newer, text);
     fs::write(&config, &newer).unwrap();
     let out = evaluate();

@@ -48,7 +48,9 @@ fn trains_and_keeps_the_run(bin: &str, extra: &[&str]) -> (tempfile::TempDir, Pa
 
     let config = run_dir::read_config(&out).unwrap();
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = config.model().build(&vs);
+    let net = config
+        .model()
+        .build(&vs, &fashion_tch::data::Input::fashion_mnist());
     run_dir::load_weights(&out.join(run_dir::WEIGHTS), &mut vs).unwrap();
     let data = data::load_dir(&data_dir, Device::Cpu).unwrap();
     let score = score::score(&net, &data.test);

@@ -169,9 +169,13 @@ impl Changes {
         let m = &self.model;
         match model {
             ModelSpec::Dense { hidden } => {
-                if m.filters.is_some() || m.convs.is_some() || m.views.is_some() {
-                    return Err("--filters, --convs and --views shape the CNN; the dense \
-                                network has --hidden alone"
+                if m.filters.is_some()
+                    || m.convs.is_some()
+                    || m.views.is_some()
+                    || m.dropout.is_some()
+                {
+                    return Err("--filters, --convs, --views and --dropout shape the CNN; \
+                                the dense network has --hidden alone"
                         .into());
                 }
                 set(hidden, m.hidden);

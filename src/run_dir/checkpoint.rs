@@ -274,7 +274,7 @@ mod tests {
         let _generator = crate::own_the_generator();
         let dir = tempfile::tempdir().unwrap();
         let vs = VarStore::new(tch::Device::Cpu);
-        let _ = ModelSpec::lesson_cnn().build(&vs);
+        let _ = ModelSpec::lesson_cnn().build(&vs, &crate::data::Input::fashion_mnist());
         let adam = Adam::new(&vs, 0.0);
         let state = State {
             position: Position {

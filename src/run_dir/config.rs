@@ -6,7 +6,9 @@
 //! - 2: the whole recipe (no `format_version` yet);
 //! - 3: `format_version` 3, and every setting of the model written out;
 //! - 4: the model's test-time `views` in place of `mirror_average`, and the recipe's
-//!   `ema`, `alternate_flips` and `cutout` (0 and false in older formats).
+//!   `ema`, `alternate_flips` and `cutout` (0 and false in older formats);
+//! - 5: the network's `input`: its images' size and channels and the class names
+//!   (Fashion-MNIST's, 28×28 grey and its ten garments, in older formats).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::data::Input;
 use crate::files::{read_regular_text, SMALL_FILE};
 use crate::models::ModelSpec;
 use crate::recipe::{Recipe, RecipeName};
@@ -22,7 +25,7 @@ use crate::recipe::{Recipe, RecipeName};
 pub const FILE: &str = "config.json";
 
 /// The format `config.json` is written in.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Everything a run was made with, saved as `config.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -42,6 +45,9 @@ pub struct RunConfig {
     #[serde(default)]
     pub cuda_graph: bool,
     pub trainable_parameters: i64,
+    /// The network's input: the images' size and channels, and the classes.
+    #[serde(default = "Input::fashion_mnist")]
+    pub input: Input,
     /// The folder the data was read from (a name that is not UTF-8 is saved with its odd
     /// bytes replaced, as JSON holds only text).
     #[serde(serialize_with = "lossy")]
@@ -199,6 +205,7 @@ pub(crate) mod tests {
             threads: 2,
             cuda_graph: false,
             trainable_parameters: 101_770,
+            input: Input::fashion_mnist(),
             data_dir: "data".into(),
             libtorch_version: "2.11.0".into(),
             fashion_tch_version: "0.1.0".into(),

@@ -358,15 +358,15 @@ mod tests {
         let rd = RunDir::create(dir.path(), &config()).unwrap();
         let dense = ModelSpec::Dense { hidden: 128 };
         let vs = VarStore::new(tch::Device::Cpu);
-        let _ = dense.build(&vs);
+        let _ = dense.build(&vs, &crate::data::Input::fashion_mnist());
         rd.save_weights(WEIGHTS, &vs, 1, Held::Trained).unwrap();
         let weights = dir.path().join(WEIGHTS);
         let mut other = VarStore::new(tch::Device::Cpu);
-        let _ = ModelSpec::lesson_cnn().build(&other);
+        let _ = ModelSpec::lesson_cnn().build(&other, &crate::data::Input::fashion_mnist());
         let err = load_weights(&weights, &mut other).unwrap_err().to_string();
         assert!(err.contains("does not fit the model"), "{err}");
         let mut same = VarStore::new(tch::Device::Cpu);
-        let _ = dense.build(&same);
+        let _ = dense.build(&same, &crate::data::Input::fashion_mnist());
         load_weights(&weights, &mut same).unwrap();
         for (name, t) in same.variables() {
             assert!(t.equal(&vs.variables()[&name]), "{name}");

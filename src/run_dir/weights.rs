@@ -191,7 +191,11 @@ pub fn load_run(run: &Path, which: Weights, device: tch::Device) -> Result<Loade
     }
     let config = read_config(run)?;
     let mut vs = VarStore::new(device);
-    let net = config.model().build(&vs);
+    config
+        .model()
+        .fits(&config.input)
+        .map_err(anyhow::Error::msg)?;
+    let net = config.model().build(&vs, &config.input);
     let history = read_metrics(run)?;
     let (weights, epoch) = which.choose(run, &config, history.len() as u32)?;
     load_weights(&weights, &mut vs)?;

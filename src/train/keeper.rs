@@ -13,7 +13,6 @@ use super::TrainOptions;
 use crate::progress;
 use crate::run_dir::checkpoint::{self, Position, State};
 use crate::run_dir::{self, EpochMetrics, RunDir};
-use crate::stop;
 
 /// A run's open folder, and when its last checkpoint was written.
 pub(crate) struct Keeper {
@@ -45,9 +44,9 @@ impl Keeper {
     }
 
     /// Whether a checkpoint is due after the step just taken: `--checkpoint-every`'s
-    /// minutes have passed since the last one, or Ctrl-C asks to stop.
+    /// minutes have passed since the last one (Ctrl-C asks for one too).
     pub(crate) fn due(&self) -> bool {
-        stop::requested() || self.last.elapsed() >= self.every
+        self.last.elapsed() >= self.every
     }
 
     /// Writes the checkpoint of `learner` at `state`, once the watchers have put on the

@@ -9,6 +9,7 @@ use anyhow::Result;
 use tch::nn::{self, VarStore};
 use tch::Tensor;
 
+use super::splits::Splits;
 use super::step::train_step;
 use super::TrainOptions;
 use crate::cuda_graph::GraphedStep;
@@ -54,13 +55,14 @@ struct Augmentation {
 }
 
 impl Learner {
-    /// The network of `opts` with its initial weights (drawn from the seed), Adam, and
-    /// the wrappers its recipe asks for, for a training set of `training_images`.
-    pub(crate) fn new(opts: &TrainOptions, training_images: i64) -> Result<Learner> {
-        let recipe = &opts.recipe;
+    /// The network of `opts` for the data `data`, with its initial weights (drawn from the
+    /// seed), Adam, and the wrappers its recipe asks for.
+    pub(crate) fn new(opts: &TrainOptions, data: &Splits) -> Result<Learner> {
+        let (recipe, training_images) = (&opts.recipe, data.train.len());
+        recipe.model.fits(&data.input).map_err(anyhow::Error::msg)?;
         tch::manual_seed(opts.seed as i64);
         let vs = VarStore::new(opts.device);
-        let net = recipe.model.build(&vs);
+        let net = recipe.model.build(&vs, &data.input);
         let weight_decay = match recipe.optimizer {
             Optimizer::Adam => 0.0,
             Optimizer::AdamW { weight_decay } => weight_decay,
@@ -70,7 +72,7 @@ impl Learner {
             false => Adam::new(&vs, weight_decay),
         };
         let ema = match recipe.ema {
-            decay if decay > 0.0 => Some(Ema::new(&recipe.model, &vs, decay)?),
+            decay if decay > 0.0 => Some(Ema::new(&recipe.model, &data.input, &vs, decay)?),
             _ => None,
         };
         let graph = match opts.cuda_graph {

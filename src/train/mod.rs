@@ -63,17 +63,18 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
             let batch = run.data.batch(index, epoch);
             let (loss, logits) = run.learner.step(&batch, at.settings)?;
             sums.add(&loss, &logits, &batch.labels);
-            let saving = run.keeper.due();
+            let stopping = stop::requested();
+            let saving = stopping || run.keeper.due();
             run.watch.step(&Seen::new(at, &sums, &logits, saving))?;
             if saving {
-                run.state.position = position(epoch, step + 1, &sums, clock.elapsed());
+                run.state.position = position(epoch, step + 1, &sums, &clock);
                 run.keeper.save(&run.learner, &run.state, &mut run.watch)?;
-                if stop::requested() {
+                if stopping {
                     return Err(run.interrupted().into());
                 }
             }
         }
-        let done = position(epoch, per_epoch, &sums, clock.elapsed());
+        let done = position(epoch, per_epoch, &sums, &clock);
         run.finish_epoch(done)?;
         // Ctrl-C after the last step: the run is complete, and ends as one
         if stop::requested() && run.state.position.epoch <= opts.recipe.epochs {
@@ -89,7 +90,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport> {
 pub struct TrainOptions {
     /// The model and every training setting; `recipe.epochs` is the epoch to stop after,
     /// counting those a resumed run already has, and `recipe.validation_images` the
-    /// training images to hold out.
+    /// training images to hold out. Its arithmetic is what the device does:
+    /// `flags::options` turns a bf16 recipe into float32 on a CPU without bfloat16
+    /// arithmetic, which libtorch would emulate slower; `train` trains what it is given.
     pub recipe: Recipe,
     pub seed: u64,
     pub device: Device,
@@ -235,8 +238,9 @@ impl At {
 }
 
 /// The position after `step` steps of epoch `epoch`, with its running `sums` and the
-/// `seconds` spent on it.
-fn position(epoch: u32, step: usize, sums: &Sums, seconds: f64) -> Position {
+/// time on its `clock`, read once the sums are on the host (on a GPU, once its queued
+/// work is done).
+fn position(epoch: u32, step: usize, sums: &Sums, clock: &Clock) -> Position {
     let (loss_sum, correct) = sums.totals();
     Position {
         epoch,
@@ -244,7 +248,7 @@ fn position(epoch: u32, step: usize, sums: &Sums, seconds: f64) -> Position {
         loss_sum,
         correct,
         seen: sums.seen,
-        seconds,
+        seconds: clock.elapsed(),
     }
 }
 
@@ -281,7 +285,7 @@ impl<'a> Run<'a> {
         stop::install();
         device::configure(opts.device, opts.threads());
         let data = Splits::load(opts)?;
-        let mut learner = Learner::new(opts, data.train.len())?;
+        let mut learner = Learner::new(opts, &data)?;
         let (state, dir) = restore::open(opts, &mut learner, &data)?;
         let mut keeper = Keeper::new(dir, opts);
         let mut watch = Watchers::default();
@@ -292,6 +296,7 @@ impl<'a> Run<'a> {
             let events = events::Events::open(opts, keeper.dir(), &state, per_epoch)?;
             watch.0.push(Box::new(events));
         }
+        watch.0.push(watch::curves(keeper.dir()));
         Ok(Run {
             opts,
             data,

@@ -25,7 +25,7 @@ pub(crate) fn open(
     data: &Splits,
 ) -> Result<(State, RunDir)> {
     let out = (opts.out.clone()).unwrap_or_else(|| RunDir::default_path(&opts.recipe.model));
-    let config = new_config(opts, &data.dir, &learner.vs);
+    let config = new_config(opts, data, &learner.vs);
     let training_images = data.train.len() as u64;
     let (mut state, dir) = match opts.resume {
         Some(how) => {
@@ -56,8 +56,8 @@ pub(crate) fn open(
     Ok((state, dir))
 }
 
-/// The config of a run of `opts` with the data in `data` and the network in `vs`.
-fn new_config(opts: &TrainOptions, data: &Path, vs: &nn::VarStore) -> RunConfig {
+/// The config of a run of `opts` on the data `data` with the network in `vs`.
+fn new_config(opts: &TrainOptions, data: &Splits, vs: &nn::VarStore) -> RunConfig {
     RunConfig {
         format_version: run_dir::config::FORMAT_VERSION,
         recipe: opts.recipe.clone(),
@@ -66,7 +66,8 @@ fn new_config(opts: &TrainOptions, data: &Path, vs: &nn::VarStore) -> RunConfig 
         threads: tch::get_num_threads() as usize,
         cuda_graph: opts.cuda_graph,
         trainable_parameters: models::parameter_count(vs),
-        data_dir: data.to_path_buf(),
+        input: data.input.clone(),
+        data_dir: data.dir.clone(),
         libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
         fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
         started: chrono::Local::now().to_rfc3339(),

@@ -10,7 +10,7 @@ use tch::Tensor;
 
 use super::learner::{Batch, Learner};
 use super::TrainOptions;
-use crate::data::{self, Split};
+use crate::data::{self, Input, Split};
 use crate::recipe::RecipeName;
 use crate::run_dir::checkpoint::Position;
 use crate::run_dir::EpochMetrics;
@@ -21,6 +21,8 @@ pub(crate) struct Splits {
     pub train: Split,
     pub validation: Option<Split>,
     pub test: Split,
+    /// What the network takes in and gives out, as the data says.
+    pub input: Input,
     /// The folder the data was read from.
     pub dir: PathBuf,
 }
@@ -36,6 +38,7 @@ impl Splits {
             train,
             validation: (held_out > 0).then_some(validation),
             test: data.test,
+            input: data.input,
             dir: data.dir,
         })
     }

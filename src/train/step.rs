@@ -67,7 +67,7 @@ mod tests {
         let _generator = crate::own_the_generator();
         tch::manual_seed(0);
         let vs = VarStore::new(Device::Cpu);
-        let net = ModelSpec::Dense { hidden: 16 }.build(&vs);
+        let net = ModelSpec::Dense { hidden: 16 }.build(&vs, &crate::data::Input::fashion_mnist());
         let mut adam = Adam::new(&vs, 0.0);
         let images = Tensor::rand([32, 1, 28, 28], (Kind::Float, Device::Cpu));
         let labels = Tensor::randint(10, [32], (Kind::Int64, Device::Cpu));

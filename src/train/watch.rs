@@ -65,9 +65,8 @@ pub(crate) trait Watch {
 #[derive(Default)]
 pub(crate) struct Watchers(pub Vec<Box<dyn Watch>>);
 
-/// The watchers every run has, and the console first, which announces the run of `opts`
-/// in `dir` at `state`, on `data`: the check that the loss stays finite, the console and
-/// the curves.
+/// The watchers every run starts with: the check that the loss stays finite, and the
+/// console, which announces the run of `opts` in `dir` at `state`, on `data`.
 pub(crate) fn every_run(
     opts: &TrainOptions,
     dir: &RunDir,
@@ -80,10 +79,15 @@ pub(crate) fn every_run(
             per_epoch: data.steps_per_epoch(opts.recipe.batch_size),
         }),
         Box::new(Console::new(opts, dir, state, data)?),
-        Box::new(Curves {
-            run: dir.path.clone(),
-        }),
     ]))
+}
+
+/// The watcher that redraws `curves.svg` in `dir` after each epoch: the last one, once
+/// every figure of the epoch is written.
+pub(crate) fn curves(dir: &RunDir) -> Box<dyn Watch> {
+    Box::new(Curves {
+        run: dir.path.clone(),
+    })
 }
 
 impl Watch for Watchers {

@@ -78,7 +78,7 @@ pub fn small_cnn_spec() -> ModelSpec {
 /// predict and compare read.
 pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let _net = model.build(&vs);
+    let _net = model.build(&vs, &fashion_tch::data::Input::fashion_mnist());
     let config = RunConfig {
         format_version: fashion_tch::run_dir::config::FORMAT_VERSION,
         recipe: Recipe {
@@ -91,6 +91,7 @@ pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
         threads: 2,
         cuda_graph: false,
         trainable_parameters: fashion_tch::models::parameter_count(&vs),
+        input: fashion_tch::data::Input::fashion_mnist(),
         data_dir: "data".into(),
         libtorch_version: "2.11.0".into(),
         fashion_tch_version: "0.1.0".into(),
