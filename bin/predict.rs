@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Result};
 use clap::Parser;
-use fashion_tch::data::{self, CLASS_NAMES};
+use fashion_tch::data;
 use fashion_tch::predict::{self, Invert, Record};
 use fashion_tch::progress::printable;
 use fashion_tch::{cli, flags, out, run_dir};
@@ -58,10 +58,11 @@ fn main() -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let records = predict::classify_files(&run.net, &files, args.invert, device, 3);
+        let input = &run.config.input;
+        let records = predict::classify_files(&run.net, input, &files, args.invert, device, 3);
         report(&records, args.json)?;
         if let Some(range) = &args.test_index {
-            test_images(&args, &run.net, range.clone(), device)?;
+            test_images(&args, &run, range.clone(), device)?;
         }
         let failed = records.iter().filter(|r| r.error.is_some()).count();
         if failed > 0 {
@@ -95,7 +96,7 @@ fn report(records: &[Record], json: bool) -> Result<()> {
 /// Classifies test-set images `range`, beside their true classes.
 fn test_images(
     args: &Cli,
-    net: &impl tch::nn::ModuleT,
+    run: &run_dir::LoadedRun,
     range: std::ops::Range<i64>,
     device: tch::Device,
 ) -> Result<()> {
@@ -109,13 +110,18 @@ fn test_images(
         test.len()
     );
     let images = test.images(range.start, range.end - range.start);
-    for (i, top) in range.zip(predict::top_k(net, &images, 3)) {
-        let truth = test.labels.int64_value(&[i]) as usize;
-        let mark = if top[0].0 == truth { "right" } else { "WRONG" };
+    let input = &run.config.input;
+    for (i, top) in range.zip(predict::top_k(&run.net, &images, 3)) {
+        let truth = test.labels.int64_value(&[i]);
+        let mark = if top[0].0 as i64 == truth {
+            "right"
+        } else {
+            "WRONG"
+        };
         out!(
             "test image {i} (labelled {}): {}  [{mark}]",
-            CLASS_NAMES[truth],
-            predict::describe(&predict::guesses(top))
+            input.class(truth),
+            predict::describe(&predict::guesses(top, input))
         )?;
     }
     Ok(())

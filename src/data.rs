@@ -36,6 +36,7 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
 
 pub mod download;
 mod idx;
+pub mod images;
 
 pub use idx::{
     encode_images, encode_labels, gzip, parse_images, parse_labels, read_limited, MAX_FILE_BYTES,

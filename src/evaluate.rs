@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 
-use crate::data::{self, Split, CLASS_NAMES};
+use crate::data::{self, Input, Split};
 use crate::files;
 use crate::models::ModelSpec;
-use crate::plots::{self, FilterView, Prediction};
+use crate::plots::{self, FilterView, Image, Prediction};
 use crate::report;
 use crate::run_dir::{self, LoadedRun, RunConfig, Weights};
 use crate::score::{self, Report};
@@ -51,7 +51,8 @@ pub fn evaluate(
     let loaded = run_dir::load_run(run, which, device)?;
     let data = data::load(data_dir, device)?;
     let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
-    let report = Report::from_logits(&logits, &data.test.labels);
+    let input = &loaded.config.input;
+    let report = Report::from_logits(&logits, &data.test.labels, &input.classes);
     let predicted = logits.argmax(-1, false);
     let filters = match loaded.config.model() {
         ModelSpec::Cnn { .. } => Some(filter_view(&loaded, &data.test)?),
@@ -59,8 +60,8 @@ pub fn evaluate(
     };
     Ok(Evaluation {
         report,
+        predictions: test_predictions(&data.test, &predicted, input, 25),
         config: loaded.config,
-        predictions: test_predictions(&data.test, &predicted, 25),
         filters,
         epoch: loaded.epoch,
         weights: loaded.weights,
@@ -81,7 +82,7 @@ impl Evaluation {
             Picture {
                 file: "confusion.svg",
                 heading: "Confusion matrix",
-                svg: plots::confusion(&self.report.confusion, &CLASS_NAMES)?,
+                svg: plots::confusion(&self.report.confusion, &self.config.input.classes)?,
             },
         ];
         if let Some(view) = &self.filters {
@@ -123,23 +124,33 @@ impl Evaluation {
     }
 }
 
-/// The first `count` test images with their predicted and true classes.
-pub(crate) fn test_predictions(test: &Split, predicted: &Tensor, count: i64) -> Vec<Prediction> {
+/// The first `count` test images with their predicted and true classes, named as
+/// `input` names them.
+pub(crate) fn test_predictions(
+    test: &Split,
+    predicted: &Tensor,
+    input: &Input,
+    count: i64,
+) -> Vec<Prediction> {
     (0..count.min(test.len()))
         .map(|i| Prediction {
-            pixels: pixels(&test.images(i, 1)),
-            predicted: class_name(predicted.int64_value(&[i])),
-            truth: class_name(test.labels.int64_value(&[i])),
+            image: image(&test.images(i, 1)),
+            predicted: input.class(predicted.int64_value(&[i])).to_string(),
+            truth: input.class(test.labels.int64_value(&[i])).to_string(),
         })
         .collect()
 }
 
-/// The name of class `label`.
-fn class_name(label: i64) -> String {
-    CLASS_NAMES[label as usize].to_string()
+/// An image `[1, C, S, S]` (or `[C, S, S]`) to draw.
+fn image(image: &Tensor) -> Image {
+    let channels = image.size().iter().rev().nth(2).copied().unwrap_or(1) as usize;
+    Image {
+        values: pixels(image),
+        channels,
+    }
 }
 
-/// An image tensor (any shape of 784 values) as a flat vector on the host.
+/// An image tensor (any shape) as a flat vector on the host.
 pub fn pixels(image: &Tensor) -> Vec<f32> {
     let flat = image
         .to_device(tch::Device::Cpu)
@@ -154,13 +165,13 @@ fn filter_view(loaded: &LoadedRun, test: &Split) -> Result<FilterView> {
     let vars = loaded.vs.variables();
     let weight = vars
         .get("conv1.weight")
-        .context("the CNN has no conv1.weight")?; // [f, 1, 3, 3]
+        .context("the CNN has no conv1.weight")?; // [f, C, 3, 3]
     let bias = vars.get("conv1.bias"); // [f]; none before a batch norm
     let norm =
         ["weight", "bias", "running_mean", "running_var"].map(|v| vars.get(&format!("bn1.{v}")));
-    let input = test.images(0, 1); // [1, 1, 28, 28]
+    let input = test.images(0, 1); // [1, C, S, S]
     let (maps, pooled) = tch::no_grad(|| {
-        let mut maps = input.conv2d(weight, bias, [1, 1], [1, 1], [1, 1], 1); // [1, f, 28, 28]
+        let mut maps = input.conv2d(weight, bias, [1, 1], [1, 1], [1, 1], 1); // [1, f, S, S]
         if let [Some(w), Some(b), Some(mean), Some(var)] = norm {
             // as the network's batch norm, with tch's settings, in evaluation mode
             let config = tch::nn::BatchNormConfig::default();
@@ -176,15 +187,16 @@ fn filter_view(loaded: &LoadedRun, test: &Split) -> Result<FilterView> {
             );
         }
         let maps = maps.relu();
-        let pooled = maps.max_pool2d_default(2); // [1, f, 14, 14]
+        let pooled = maps.max_pool2d_default(2); // [1, f, S/2, S/2]
         (maps, pooled)
     });
     let per_channel = |t: &Tensor| -> Vec<Vec<f32>> {
         (0..t.size()[1]).map(|c| pixels(&t.select(1, c))).collect()
     };
+    let classes = &loaded.config.input;
     Ok(FilterView {
-        input: pixels(&input),
-        input_label: class_name(test.labels.int64_value(&[0])),
+        input: image(&input),
+        input_label: classes.class(test.labels.int64_value(&[0])).to_string(),
         kernels: (0..weight.size()[0])
             .map(|k| pixels(&weight.get(k)))
             .collect(),

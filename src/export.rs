@@ -8,17 +8,10 @@ use anyhow::{anyhow, ensure, Result};
 use tch::nn::ModuleT;
 use tch::{CModule, Device, Kind, Tensor};
 
-use crate::data::{CLASS_NAMES, SIDE};
+use crate::data::Input;
 use crate::files;
 use crate::progress::libtorch_text;
 use crate::run_dir::{self, Weights};
-
-/// What the exported module takes, in words.
-pub const INPUT: &str = "a float32 tensor [batch, 1, 28, 28] of grey levels in [0, 1], a light \
-                         garment on a dark background (Fashion-MNIST's pixels divided by 255)";
-/// What it gives back.
-pub const OUTPUT: &str = "a float32 tensor [batch, 10] of logits, one per class in the order \
-                          below (softmax turns them into probabilities)";
 
 /// What `export` wrote.
 pub struct Exported {
@@ -26,6 +19,48 @@ pub struct Exported {
     /// The epoch whose weights it holds.
     pub epoch: u32,
     pub weights: PathBuf,
+    /// What the module takes and gives: the run's input.
+    pub input: Input,
+}
+
+impl Exported {
+    /// What the module takes, in words.
+    pub fn takes(&self) -> String {
+        let i = &self.input;
+        let what = match (i.channels, *i == Input::fashion_mnist()) {
+            (1, true) => "grey levels in [0, 1], a light garment on a dark background \
+                          (Fashion-MNIST's pixels divided by 255)"
+                .to_string(),
+            (1, false) => "grey levels in [0, 1] (the image's bytes divided by 255)".to_string(),
+            _ => "red, green and blue in [0, 1], one plane after the other (the image's \
+                  bytes divided by 255)"
+                .to_string(),
+        };
+        format!(
+            "a float32 tensor [batch, {}, {2}, {2}] of {what}, each image made square and \
+             {2}×{2} as training made it (padded with its border's colour, resized {})",
+            i.channels,
+            crate::data::images::RESIZE_FILTER,
+            i.size
+        )
+    }
+
+    /// What the module gives back, in words.
+    pub fn gives(&self) -> String {
+        format!(
+            "a float32 tensor [batch, {}] of logits, one per class in the order below (softmax \
+             turns them into probabilities)",
+            self.input.class_count()
+        )
+    }
+
+    /// The class names, in the order of the module's outputs: `0 T-shirt/top, 1 Trouser, …`.
+    pub fn classes(&self) -> String {
+        (self.input.classes.iter().enumerate())
+            .map(|(i, c)| format!("{i} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Traces the `which` weights of the run in `run` into a TorchScript module at `out`
@@ -39,8 +74,8 @@ pub fn export(run: &Path, which: Weights, out: Option<&Path>, force: bool) -> Re
     let mut loaded = run_dir::load_run(run, which, Device::Cpu)?;
     // the weights become the module's constants, which must not ask for gradients
     loaded.vs.freeze();
-    let side = SIDE as i64;
-    let example = Tensor::zeros([2, 1, side, side], (Kind::Float, Device::Cpu));
+    let i = &loaded.config.input;
+    let example = Tensor::zeros([2, i.channels, i.size, i.size], (Kind::Float, Device::Cpu));
     let module = tch::no_grad(|| {
         CModule::create_by_tracing("FashionMnistClassifier", "forward", &[example], &mut |xs| {
             vec![loaded.net.forward_t(&xs[0], false)]
@@ -56,6 +91,7 @@ pub fn export(run: &Path, which: Weights, out: Option<&Path>, force: bool) -> Re
         path: out.to_path_buf(),
         epoch: loaded.epoch,
         weights: loaded.weights,
+        input: loaded.config.input,
     })
 }
 
@@ -84,14 +120,4 @@ fn check_out(run: &Path, out: &Path, own: &Path, force: bool) -> Result<()> {
         true => Ok(()),
         false => run_dir::refuse_to_replace(out, "--out", force),
     }
-}
-
-/// The class names, in the order of the module's outputs.
-pub fn classes() -> String {
-    CLASS_NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{i} {c}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -240,35 +240,54 @@ fn sweep_line(chart: &mut Chart, line: &SweepLine, color: RGBAColor) -> Result<(
     Ok(())
 }
 
-/// One labelled image of [`predictions`].
-pub struct Prediction {
-    /// Square grey levels in [0, 1], row by row, light garment on a dark background.
-    pub pixels: Vec<f32>,
-    pub predicted: String,
-    pub truth: String,
+/// A square image to draw: `channels` planes (1 grey, 3 red, green and blue) of side ×
+/// side values in [0, 1], one plane after the other, each row by row. Grey is drawn dark
+/// on light, as the lesson draws Fashion-MNIST's light garments; colour as it is.
+pub struct Image {
+    pub values: Vec<f32>,
+    pub channels: usize,
 }
 
-/// The side of a square image of `pixels` values.
-fn side_of(pixels: &[f32]) -> usize {
-    (pixels.len() as f64).sqrt().round() as usize
+impl Image {
+    fn side(&self) -> usize {
+        ((self.values.len() / self.channels.max(1)) as f64)
+            .sqrt()
+            .round() as usize
+    }
+
+    /// A bitmap of the image at `pos`, each pixel `scale`×`scale`.
+    fn bitmap(&self, pos: (i32, i32), scale: u32) -> BitMapElement<'static, (i32, i32)> {
+        let (side, channels) = (self.side(), self.channels);
+        let plane = side * side;
+        bitmap(pos, side, scale, |at| match channels {
+            3 => [0, 1, 2].map(|c| (self.values[c * plane + at].clamp(0.0, 1.0) * 255.0) as u8),
+            _ => grey(1.0 - self.values[at]),
+        })
+    }
+}
+
+/// One labelled image of [`predictions`].
+pub struct Prediction {
+    pub image: Image,
+    pub predicted: String,
+    pub truth: String,
 }
 
 /// `predictions.svg`: test images in a grid, each with its predicted and true label;
 /// mistakes in red, as in the lesson's plots.
 pub fn predictions(items: &[Prediction]) -> Result<String> {
-    const SCALE: u32 = 4;
-    const CELL: (u32, u32) = (170, 160);
+    // an image of 112 pixels or so on a side (Fashion-MNIST's 28 four times over)
+    let side = items.first().map_or(28, |p| p.image.side()).max(1) as u32;
+    let scale = (112 / side).max(1);
+    let cell = ((side * scale + 20).max(170), side * scale + 48);
     let cols = 5u32;
     let rows = (items.len() as u32).div_ceil(cols).max(1);
-    svg((cols * CELL.0, rows * CELL.1), |root| {
+    svg((cols * cell.0, rows * cell.1), |root| {
         for (i, item) in items.iter().enumerate() {
-            let (x, y) = ((i as u32 % cols) * CELL.0, (i as u32 / cols) * CELL.1);
-            let side = side_of(&item.pixels);
-            let left = x as i32 + (CELL.0 as i32 - (side as u32 * SCALE) as i32) / 2;
-            let image = bitmap((left, y as i32 + 6), &item.pixels, side, SCALE, |v| {
-                grey(1.0 - v)
-            });
-            root.draw(&image).map_err(plot_error)?;
+            let (x, y) = ((i as u32 % cols) * cell.0, (i as u32 / cols) * cell.1);
+            let left = x as i32 + (cell.0 as i32 - (side * scale) as i32) / 2;
+            root.draw(&item.image.bitmap((left, y as i32 + 6), scale))
+                .map_err(plot_error)?;
             let right = item.predicted == item.truth;
             let color = if right { BLUE } else { RED };
             let text = if right {
@@ -279,12 +298,9 @@ pub fn predictions(items: &[Prediction]) -> Result<String> {
             let style = TextStyle::from(("sans-serif", 13).into_font())
                 .color(&color)
                 .pos(Pos::new(HPos::Center, VPos::Top));
-            root.draw_text(
-                &text,
-                &style,
-                (x as i32 + CELL.0 as i32 / 2, y as i32 + 124),
-            )
-            .map_err(plot_error)?;
+            let below = y as i32 + (side * scale) as i32 + 12;
+            root.draw_text(&text, &style, (x as i32 + cell.0 as i32 / 2, below))
+                .map_err(plot_error)?;
         }
         Ok(())
     })
@@ -292,50 +308,35 @@ pub fn predictions(items: &[Prediction]) -> Result<String> {
 
 /// `confusion.svg`: the confusion matrix as a heat map, counts written in each cell;
 /// `names`: the classes, in the order of the rows and columns.
-pub fn confusion(matrix: &[Vec<u64>], names: &[&str]) -> Result<String> {
-    svg((720, 680), |root| {
+pub fn confusion(matrix: &[Vec<u64>], names: &[String]) -> Result<String> {
+    // ten classes in cells of 56 pixels, as Fashion-MNIST's; more in smaller ones
+    let cell = (560 / matrix.len().max(1) as i32).clamp(14, 56);
+    let (left, top) = (110i32, 56i32);
+    let span = cell as u32 * matrix.len() as u32;
+    let size = (
+        (left as u32 + span + 50).max(720),
+        (top as u32 + span + 64).max(680),
+    );
+    svg(size, |root| {
         let root = root
             .titled(
                 "confusion matrix (rows: true class, columns: predicted)",
                 ("sans-serif", 18),
             )
             .map_err(plot_error)?;
-        let (left, top, cell) = (110i32, 56i32, 56i32);
         let max = matrix.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
         for (t, row) in matrix.iter().enumerate() {
             let y = top + t as i32 * cell;
             root.draw_text(
-                names.get(t).copied().unwrap_or_default(),
+                names.get(t).map_or("", String::as_str),
                 &TextStyle::from(("sans-serif", 13).into_font())
                     .pos(Pos::new(HPos::Right, VPos::Center)),
                 (left - 6, y + cell / 2),
             )
             .map_err(plot_error)?;
             for (p, &count) in row.iter().enumerate() {
-                let x = left + p as i32 * cell;
-                // square root so the small off-diagonal counts still show
-                let shade = (count as f64 / max).sqrt();
-                let fill = RGBColor(
-                    (255.0 * (1.0 - shade)) as u8,
-                    (255.0 * (1.0 - 0.6 * shade)) as u8,
-                    255,
-                );
-                root.draw(&Rectangle::new(
-                    [(x, y), (x + cell, y + cell)],
-                    fill.filled(),
-                ))
-                .map_err(plot_error)?;
-                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], WHITE))
-                    .map_err(plot_error)?;
-                let ink = if shade > 0.6 { WHITE } else { BLACK };
-                root.draw_text(
-                    &count.to_string(),
-                    &TextStyle::from(("sans-serif", 13).into_font())
-                        .color(&ink)
-                        .pos(Pos::new(HPos::Center, VPos::Center)),
-                    (x + cell / 2, y + cell / 2),
-                )
-                .map_err(plot_error)?;
+                let at = (left + p as i32 * cell, y);
+                count_cell(&root, at, cell, count, max)?;
             }
         }
         // column headings whole, a word to a line: "Ankle boot" would not fit on one
@@ -356,18 +357,43 @@ pub fn confusion(matrix: &[Vec<u64>], names: &[&str]) -> Result<String> {
     })
 }
 
+/// One cell of the confusion matrix at `(x, y)`, `cell` pixels on a side: `count`
+/// written on a shade of blue, as dark as `count` is of `max`.
+fn count_cell(root: &Area, (x, y): (i32, i32), cell: i32, count: u64, max: f64) -> Result<()> {
+    // square root so the small off-diagonal counts still show
+    let shade = (count as f64 / max).sqrt();
+    let fill = RGBColor(
+        (255.0 * (1.0 - shade)) as u8,
+        (255.0 * (1.0 - 0.6 * shade)) as u8,
+        255,
+    );
+    let square = [(x, y), (x + cell, y + cell)];
+    root.draw(&Rectangle::new(square, fill.filled()))
+        .map_err(plot_error)?;
+    root.draw(&Rectangle::new(square, WHITE))
+        .map_err(plot_error)?;
+    let ink = if shade > 0.6 { WHITE } else { BLACK };
+    root.draw_text(
+        &count.to_string(),
+        &TextStyle::from(("sans-serif", 13).into_font())
+            .color(&ink)
+            .pos(Pos::new(HPos::Center, VPos::Center)),
+        (x + cell / 2, y + cell / 2),
+    )
+    .map_err(plot_error)
+}
+
 /// What `filters.svg` shows: the first layer's kernels and, for one input image, what
 /// each kernel makes of it before and after max pooling.
 pub struct FilterView {
-    /// The input, square grey levels in [0, 1].
-    pub input: Vec<f32>,
+    pub input: Image,
     /// Its class.
     pub input_label: String,
-    /// Each kernel's 3×3 weights.
+    /// Each kernel's 3×3 weights, a plane per channel of the input.
     pub kernels: Vec<Vec<f32>>,
-    /// Each kernel's feature map after ReLU, 28×28.
+    /// Each kernel's feature map after ReLU, the input's side.
     pub maps: Vec<Vec<f32>>,
-    /// The same after 2×2 max pooling, 14×14.
+    /// The same after 2×2 max pooling, half the side.
     pub pooled: Vec<Vec<f32>>,
 }
 
@@ -388,13 +414,26 @@ pub fn filters(view: &FilterView) -> Result<String> {
                 .map_err(plot_error)
         };
         heading(&format!("input: a test image ({})", view.input_label), 10)?;
-        let side = side_of(&view.input);
-        root.draw(&bitmap((20, 34), &view.input, side, 4, |v| grey(1.0 - v)))
+        let side = view.input.side();
+        // about 112 pixels on a side, and 56 for a map and 56 for a pooled map
+        let scale = |side: usize, of: usize| (of / side.max(1)).max(1) as u32;
+        root.draw(&view.input.bitmap((20, 34), scale(side, 112)))
             .map_err(plot_error)?;
+        let kernels = match view.input.channels {
+            1 => "the first layer's 3×3 filters (red positive, blue negative weights)",
+            _ => "the first layer's 3×3 filters (each weight of red, green and blue as its colour)",
+        };
+        let maps =
+            format!("their feature maps for the input, after ReLU ({side}×{side}; dark is strong)");
+        let pooled = format!(
+            "the same after 2×2 max pooling ({0}×{0}): half the size, the strongest \
+             responses kept",
+            side / 2
+        );
         let sections: [(&str, &Vec<Vec<f32>>, usize, u32); 3] = [
-            ("the first layer's 3×3 filters (red positive, blue negative weights)", &view.kernels, 3, 16),
-            ("their feature maps for the input, after ReLU (28×28; dark is strong)", &view.maps, side, 2),
-            ("the same after 2×2 max pooling (14×14): half the size, the strongest responses kept", &view.pooled, side / 2, 4),
+            (kernels, &view.kernels, 3, 16),
+            (&maps, &view.maps, side, scale(side, 56)),
+            (&pooled, &view.pooled, side / 2, scale(side / 2, 56)),
         ];
         for (s, (title, images, side, scale)) in sections.into_iter().enumerate() {
             let top = 150 + s as i32 * section;
@@ -405,11 +444,10 @@ pub fn filters(view: &FilterView) -> Result<String> {
                     top + 26 + (i as i32 / cols) * cell,
                 );
                 let element = if s == 0 {
-                    let m = values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-                    bitmap((x, y), values, side, scale, move |v| diverging(v / m))
+                    kernel((x, y), values, view.input.channels, scale)
                 } else {
                     let m = values.iter().fold(1e-6f32, |m, &v| m.max(v));
-                    bitmap((x, y), values, side, scale, move |v| grey(1.0 - v / m))
+                    bitmap((x, y), side, scale, move |at| grey(1.0 - values[at] / m))
                 };
                 root.draw(&element).map_err(plot_error)?;
             }
@@ -418,30 +456,40 @@ pub fn filters(view: &FilterView) -> Result<String> {
     })
 }
 
-fn bitmap(
+/// A 3×3 kernel of `channels` planes: one plane in red and blue for its signs, three
+/// as a colour each weight lightens or darkens from grey.
+fn kernel(
     pos: (i32, i32),
     values: &[f32],
-    side: usize,
+    channels: usize,
     scale: u32,
-    color: impl Fn(f32) -> [u8; 3],
 ) -> BitMapElement<'static, (i32, i32)> {
-    let size = side as u32 * scale;
-    BitMapElement::with_owned_buffer(pos, (size, size), rgb_image(values, side, scale, color))
-        .expect("the buffer is built for this size")
+    let m = values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let values = values.to_vec();
+    bitmap(pos, 3, scale, move |at| match channels {
+        3 => [0, 1, 2].map(|c| ((0.5 + values[c * 9 + at] / m / 2.0) * 255.0) as u8),
+        _ => diverging(values[at] / m),
+    })
 }
 
-/// A `side`×`side` image of `values`, each pixel a `scale`×`scale` block, as RGB bytes.
-fn rgb_image(values: &[f32], side: usize, scale: u32, color: impl Fn(f32) -> [u8; 3]) -> Vec<u8> {
+/// A `side`×`side` bitmap at `pos`, each pixel a `scale`×`scale` block of the colour
+/// `color` gives for its index (row by row).
+fn bitmap(
+    pos: (i32, i32),
+    side: usize,
+    scale: u32,
+    color: impl Fn(usize) -> [u8; 3],
+) -> BitMapElement<'static, (i32, i32)> {
     let size = side * scale as usize;
-    let mut out = Vec::with_capacity(size * size * 3);
+    let mut rgb = Vec::with_capacity(size * size * 3);
     for y in 0..size {
         for x in 0..size {
-            out.extend_from_slice(&color(
-                values[(y / scale as usize) * side + x / scale as usize],
-            ));
+            rgb.extend_from_slice(&color((y / scale as usize) * side + x / scale as usize));
         }
     }
-    out
+    let size = size as u32;
+    BitMapElement::with_owned_buffer(pos, (size, size), rgb)
+        .expect("the buffer is built for this size")
 }
 
 fn grey(v: f32) -> [u8; 3] {

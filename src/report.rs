@@ -90,7 +90,7 @@ impl Page<'_> {
             let _ = writeln!(
                 t,
                 "<tr><td>{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td><td>{}</td></tr>",
-                escape(c.class),
+                escape(&c.class),
                 c.precision,
                 c.recall,
                 c.accuracy,

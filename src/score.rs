@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tch::{nn::ModuleT, Kind, Tensor};
 
-use crate::data::{Split, CLASS_NAMES};
+use crate::data::Split;
 
 /// Loss and accuracy of a network on a split.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -112,7 +112,7 @@ impl Sums {
 /// One class's figures, one class against the rest.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct ClassFigures {
-    pub class: &'static str,
+    pub class: String,
     /// Of the images predicted as this class, the fraction that are.
     pub precision: f64,
     /// Of the images of this class, the fraction predicted as it (the class's accuracy).
@@ -127,8 +127,8 @@ pub struct ClassFigures {
 /// A pair of classes the network mixes up.
 #[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct Confusion {
-    pub truth: &'static str,
-    pub predicted: &'static str,
+    pub truth: String,
+    pub predicted: String,
     pub count: u64,
 }
 
@@ -145,26 +145,29 @@ pub struct Report {
 }
 
 impl Report {
-    /// Builds the report from logits `[n, 10]` and labels `[n]`.
-    pub(crate) fn from_logits(logits: &Tensor, labels: &Tensor) -> Report {
+    /// Builds the report from logits `[n, classes]` and labels `[n]`, the classes named
+    /// by `classes`.
+    pub(crate) fn from_logits(logits: &Tensor, labels: &Tensor, classes: &[String]) -> Report {
+        let k = classes.len();
         let n = labels.size()[0].max(1) as f64;
         let loss = logits.cross_entropy_for_logits(labels).double_value(&[]);
         let predicted = logits.argmax(-1, false);
-        // confusion[t][p] counted as a histogram of t * 10 + p
-        let counts = (labels * 10 + &predicted)
-            .bincount::<Tensor>(None, 100)
+        // confusion[t][p] counted as a histogram of t * k + p
+        let counts = (labels * k as i64 + &predicted)
+            .bincount::<Tensor>(None, (k * k) as i64)
             .to_device(tch::Device::Cpu);
-        let counts = Vec::<i64>::try_from(&counts).expect("bincount of int64 labels is int64");
+        let counts = Vec::<i64>::try_from(&counts).unwrap_or_default();
         let confusion: Vec<Vec<u64>> = counts
-            .chunks(10)
+            .chunks(k.max(1))
             .map(|row| row.iter().map(|&c| c as u64).collect())
             .collect();
-        Self::from_confusion(loss, confusion, n)
+        Self::from_confusion(loss, confusion, n, classes)
     }
 
-    fn from_confusion(loss: f64, confusion: Vec<Vec<u64>>, n: f64) -> Report {
-        let correct: u64 = (0..10).map(|c| confusion[c][c]).sum();
-        let per_class = (0..10)
+    fn from_confusion(loss: f64, confusion: Vec<Vec<u64>>, n: f64, classes: &[String]) -> Report {
+        let k = classes.len().min(confusion.len());
+        let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();
+        let per_class = (0..k)
             .map(|c| {
                 let tp = confusion[c][c] as f64;
                 let support: u64 = confusion[c].iter().sum();
@@ -172,7 +175,7 @@ impl Report {
                 let false_pos = predicted as f64 - tp;
                 let false_neg = support as f64 - tp;
                 ClassFigures {
-                    class: CLASS_NAMES[c],
+                    class: classes[c].clone(),
                     precision: tp / (predicted.max(1) as f64),
                     recall: tp / (support.max(1) as f64),
                     accuracy: (n - false_pos - false_neg) / n,
@@ -180,12 +183,12 @@ impl Report {
                 }
             })
             .collect();
-        let mut most_confused: Vec<Confusion> = (0..10)
-            .flat_map(|t| (0..10).map(move |p| (t, p)))
+        let mut most_confused: Vec<Confusion> = (0..k)
+            .flat_map(|t| (0..k).map(move |p| (t, p)))
             .filter(|&(t, p)| t != p)
             .map(|(t, p)| Confusion {
-                truth: CLASS_NAMES[t],
-                predicted: CLASS_NAMES[p],
+                truth: classes[t].clone(),
+                predicted: classes[p].clone(),
                 count: confusion[t][p],
             })
             .filter(|c| c.count > 0)
@@ -204,24 +207,27 @@ impl Report {
     /// The report as a person reads it: totals, per-class table, confusion matrix and
     /// the most frequent mistakes.
     pub fn to_text(&self) -> String {
+        let width = (self.per_class.iter())
+            .map(|c| c.class.chars().count())
+            .fold(12, usize::max);
         let mut out = format!(
-            "test loss {:.4}  test accuracy {:.4}\n\n{:<12} {:>9} {:>7} {:>9} {:>7}\n",
+            "test loss {:.4}  test accuracy {:.4}\n\n{:<width$} {:>9} {:>7} {:>9} {:>7}\n",
             self.loss, self.accuracy, "class", "precision", "recall", "accuracy", "images"
         );
         for c in &self.per_class {
             out += &format!(
-                "{:<12} {:>9.4} {:>7.4} {:>9.4} {:>7}\n",
+                "{:<width$} {:>9.4} {:>7.4} {:>9.4} {:>7}\n",
                 c.class, c.precision, c.recall, c.accuracy, c.support
             );
         }
         out += "\nconfusion matrix (rows: true class, columns: predicted)\n";
-        out += &format!("{:<12}", "");
-        for name in short_names() {
-            out += &format!(" {name:>6}");
+        out += &format!("{:<width$}", "");
+        for c in &self.per_class {
+            out += &format!(" {:>6}", short_name(&c.class));
         }
         out += "\n";
-        for (t, row) in self.confusion.iter().enumerate() {
-            out += &format!("{:<12}", CLASS_NAMES[t]);
+        for (c, row) in self.per_class.iter().zip(&self.confusion) {
+            out += &format!("{:<width$}", c.class);
             for count in row {
                 out += &format!(" {count:>6}");
             }
@@ -235,12 +241,9 @@ impl Report {
     }
 }
 
-/// Class names cut to six characters, for matrix column headings.
-pub(crate) fn short_names() -> Vec<String> {
-    CLASS_NAMES
-        .iter()
-        .map(|n| n.chars().take(6).collect())
-        .collect()
+/// A class name cut to six characters, for a matrix's column heading.
+fn short_name(class: &str) -> String {
+    class.chars().take(6).collect()
 }
 
 #[cfg(test)]
@@ -271,7 +274,11 @@ mod tests {
         let labels = Tensor::from_slice(&[0i64, 0, 0, 1]);
         let predicted = Tensor::from_slice(&[0i64, 1, 1, 1]);
         let logits = predicted.one_hot(10).to_kind(Kind::Float) * 20.0;
-        let r = Report::from_logits(&logits, &labels);
+        let r = Report::from_logits(
+            &logits,
+            &labels,
+            &crate::data::Input::fashion_mnist().classes,
+        );
         assert_eq!(r.confusion[0][0], 1);
         assert_eq!(r.confusion[0][1], 2);
         assert_eq!(r.confusion[1][1], 1);
@@ -288,8 +295,8 @@ mod tests {
         assert_eq!(
             r.most_confused,
             vec![Confusion {
-                truth: "T-shirt/top",
-                predicted: "Trouser",
+                truth: "T-shirt/top".into(),
+                predicted: "Trouser".into(),
                 count: 2
             }]
         );
