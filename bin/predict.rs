@@ -100,7 +100,11 @@ fn test_images(
     range: std::ops::Range<i64>,
     device: tch::Device,
 ) -> Result<()> {
-    let test = data::load(args.data.data_dir.as_deref(), device)?.test;
+    let choice = data::Choice {
+        test_only: true,
+        ..run.config.data(args.data.data_dir.as_deref())
+    };
+    let test = data::load(&choice, device)?.test;
     ensure!(
         range.end <= test.len(),
         "--test-index {}..{}: the test set has {} images (0..{})",

@@ -60,6 +60,8 @@ struct Cli {
     #[command(flatten)]
     data: flags::DataArgs,
     #[command(flatten)]
+    images: flags::ImagesArgs,
+    #[command(flatten)]
     device: flags::DeviceArgs,
 }
 
@@ -94,7 +96,8 @@ fn main() -> ExitCode {
         if args.plan {
             return print_plan(&args, &the_sweep, &recipe);
         }
-        let base = flags::options(&args.train, &args.data, &args.device, recipe)?;
+        let data = (&args.data, &args.images);
+        let base = flags::options(&args.train, data, &args.device, recipe)?;
         let rows = sweep::sweep(&the_sweep, &base, args.train.fresh_optimizer)?;
         out!("\n{}", sweep::table(&rows))?;
         out!("wrote {}", the_sweep.out.join("sweep.svg").display())?;
@@ -142,6 +145,7 @@ fn print_plan(args: &Cli, the_sweep: &Sweep, recipe: &Recipe) -> anyhow::Result<
     let flags = TrainerFlags {
         train: &args.train,
         data: &args.data,
+        images: &args.images,
         device: &args.device,
     };
     let planned = sweep::plan(the_sweep, recipe, &flags, dir)?;

@@ -13,7 +13,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 fn main() -> Result<()> {
     let device = Device::cuda_if_available();
-    let data = data::load(None, device)?; // [60000, 1, 28, 28] and [10000, 1, 28, 28]
+    let data = data::load(&data::Choice::default(), device)?; // [60000, 1, 28, 28], [10000, …]
     let vs = nn::VarStore::new(device);
     let net = lesson::Cnn::new(&vs.root(), &data.input, (32, 64), 128); // 28×28 grey, 10 classes
     let mut adam = Adam::new(&vs, 0.0);

@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         "{} held no images out for validation (--validation 0)",
         run.display()
     );
-    let data = data::load(Some(&loaded.config.data_dir), Device::Cpu)
+    let data = data::load(&loaded.config.data(None), Device::Cpu)
         .with_context(|| format!("the data {} trained on", run.display()))?;
     let (_, validation) = data.train.split_off_last(held_out);
     println!(

@@ -35,6 +35,7 @@ pub const CLASS_NAMES: [&str; NUM_CLASSES] = [
 ];
 
 pub mod download;
+pub mod folders;
 mod idx;
 pub mod images;
 
@@ -165,6 +166,8 @@ pub struct Dataset {
     pub test: Split,
     /// What a network takes in and gives out on this data.
     pub input: Input,
+    /// For a folder of images: how it was read. `None`: Fashion-MNIST's IDX files.
+    pub folders: Option<folders::Folders>,
     /// The folder the files were read from.
     pub dir: PathBuf,
 }
@@ -177,29 +180,98 @@ pub fn default_dirs() -> Vec<PathBuf> {
     ]
 }
 
-/// Finds the dataset and loads it onto `device`.
+/// Which data a run reads, and how a folder of images is made into the network's input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    /// The folder: Fashion-MNIST's four IDX files, or a folder of class folders. `None`:
+    /// Fashion-MNIST from the default places, downloaded when none has it.
+    pub dir: Option<PathBuf>,
+    /// For a folder of images: the side of the network's square input (`None`: the
+    /// images' own, where they all have one).
+    pub image_size: Option<i64>,
+    /// For a folder of images: 1 (grey) or 3 (colour) (`None`: 3 where any image is in
+    /// colour, else 1).
+    pub channels: Option<i64>,
+    /// For a folder of class folders alone: the share of each class held out as the test
+    /// set.
+    pub test_share: f64,
+    /// For a folder of images: train on the rest where some cannot be read.
+    pub skip_unreadable: bool,
+    /// Show a progress bar while a folder's images are decoded (on a terminal).
+    pub bars: bool,
+    /// For a folder of images: read the test images alone (the training split comes out
+    /// empty), for a reader of a saved run.
+    pub test_only: bool,
+}
+
+impl Default for Choice {
+    /// Fashion-MNIST, from the default places.
+    fn default() -> Choice {
+        Choice {
+            dir: None,
+            image_size: None,
+            channels: None,
+            test_share: DEFAULT_TEST_SHARE,
+            skip_unreadable: false,
+            bars: false,
+            test_only: false,
+        }
+    }
+}
+
+/// The share of each class held out as the test set of a folder of class folders alone:
+/// the Keras tutorial's `validation_split=0.2`.
+pub const DEFAULT_TEST_SHARE: f64 = 0.2;
+
+/// Finds the data `choice` names and loads it onto `device`.
 ///
-/// With `dir` given (`--data-dir` or `FASHION_MNIST_DIR`), only that folder is used.
-/// Otherwise the default folders are searched and, when none has the files, they are
+/// With a folder given (`--data-dir` or `FASHION_MNIST_DIR`), only that folder is used:
+/// Fashion-MNIST's four IDX files, or a folder of class folders (`folders.rs`). Otherwise
+/// the default folders are searched for the IDX files and, when none has them, they are
 /// downloaded into `data/fashion-mnist`.
-pub fn load(dir: Option<&Path>, device: Device) -> Result<Dataset> {
-    let dir = match dir {
+pub fn load(choice: &Choice, device: Device) -> Result<Dataset> {
+    let dir = match &choice.dir {
+        Some(dir) if !has_dataset(dir) && folders::is_image_folder(dir) => {
+            let (train, test, input, read) = folders::load(dir, choice, device, choice.bars)?;
+            return Ok(Dataset {
+                train,
+                test,
+                input,
+                dir: dir.clone(),
+                folders: Some(read),
+            });
+        }
         Some(dir) => {
             if let Some(missing) = missing_files(dir).first() {
                 bail!(
-                    "{} has no {missing}(.gz); the folder needs the four Fashion-MNIST files {}.\n{}",
+                    "{} has no {missing}(.gz); the folder needs the four Fashion-MNIST files {}, \
+                     or class folders of PNG or JPEG images (<class>/…, or train/<class>/… \
+                     and test/<class>/…).\n{}",
                     dir.display(),
                     stems(),
                     how_to_get()
                 );
             }
-            dir.to_path_buf()
+            dir.clone()
         }
         None => match default_dirs().into_iter().find(|d| has_dataset(d)) {
             Some(dir) => dir,
             None => download::download_default()?,
         },
     };
+    let fashion = Input::fashion_mnist();
+    for (given, flag, theirs) in [
+        (choice.image_size, "--image-size", fashion.size),
+        (choice.channels, "--channels", fashion.channels),
+    ] {
+        if let Some(n) = given.filter(|&n| n != theirs) {
+            bail!(
+                "{flag} {n}: {} holds Fashion-MNIST's IDX files, whose images are 28×28 \
+                 grey; {flag} is for a folder of images of your own",
+                dir.display()
+            );
+        }
+    }
     load_dir(&dir, device)
 }
 
@@ -259,6 +331,7 @@ pub fn load_dir(dir: &Path, device: Device) -> Result<Dataset> {
         test: test?,
         input: Input::fashion_mnist(),
         dir: dir.to_path_buf(),
+        folders: None,
     })
 }
 

@@ -41,7 +41,7 @@ pub struct Picture {
 }
 
 /// Scores the `which` weights of the run in `run` on the test set of the data in
-/// `data_dir` (the default places when `None`).
+/// `data_dir` (the run's own when `None`: `RunConfig::data`).
 pub fn evaluate(
     run: &Path,
     which: Weights,
@@ -49,7 +49,11 @@ pub fn evaluate(
     device: tch::Device,
 ) -> Result<Evaluation> {
     let loaded = run_dir::load_run(run, which, device)?;
-    let data = data::load(data_dir, device)?;
+    let choice = data::Choice {
+        test_only: true,
+        ..loaded.config.data(data_dir)
+    };
+    let data = data::load(&choice, device)?;
     let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let input = &loaded.config.input;
     let report = Report::from_logits(&logits, &data.test.labels, &input.classes);

@@ -113,6 +113,24 @@ pub(crate) fn epoch_bar(batches: u64, prefix: String, visible: bool) -> Progress
     bar
 }
 
+/// A bar over `len` items of work described by `what` ("decoding images"), on stdout;
+/// hidden unless `visible` and stdout is a terminal.
+pub(crate) fn count_bar(len: u64, what: &str, visible: bool) -> ProgressBar {
+    if !interactive(!visible) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stdout());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30.cyan/blue}] {pos}/{len}  {per_sec}  ETA {eta}",
+        )
+        .expect("the template is ours and valid")
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
 /// A byte-counting bar for a download, on stderr; hidden when stderr is not a terminal.
 pub(crate) fn bytes_bar(len: Option<u64>, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {

@@ -116,11 +116,42 @@ pub struct SavedRunArgs {
 /// Where the data is.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Folder with the four Fashion-MNIST IDX files (gzipped or raw). Without it:
-    /// data/fashion-mnist, then /usr/share/datasets/fashion-mnist, else a download into
-    /// data/fashion-mnist
+    /// Folder with the four Fashion-MNIST IDX files (gzipped or raw), or a folder of your
+    /// own images: a folder per class (<class>/…, PNG or JPEG), or train/<class>/… and
+    /// test/<class>/…. Without it: data/fashion-mnist, then
+    /// /usr/share/datasets/fashion-mnist, else a download into data/fashion-mnist; a
+    /// saved run's readers read the run's own
     #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
     pub data_dir: Option<PathBuf>,
+}
+
+/// How a folder of your own images is made into the network's input.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ImagesArgs {
+    /// For a folder of images: make each N×N pixels (padded to a square with its
+    /// border's colour, then resized bilinearly), as predict makes its images [default:
+    /// the images' own size, where they all have one; 28 for Fashion-MNIST]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(4..=1024))]
+    pub image_size: Option<i64>,
+
+    /// For a folder of images: 1 (grey) or 3 (colour) [default: 3 where any training
+    /// image is in colour, else 1; 1 for Fashion-MNIST]
+    #[arg(long, value_name = "1|3", value_parser = parse::channels)]
+    pub channels: Option<i64>,
+
+    /// For a folder of class folders alone (no train/ and test/): the share of each
+    /// class held out as the test set, chosen by the file names alone, so every run
+    /// tests on the same images
+    #[arg(long, value_name = "SHARE", default_value_t = crate::data::DEFAULT_TEST_SHARE,
+          value_parser = parse::share)]
+    pub test_share: f64,
+
+    /// For a folder of images: train on the rest where some cannot be read (the Keras
+    /// tutorial's first step filters them out); config.json records how many were left
+    /// out, and nothing is ever deleted
+    #[arg(long)]
+    pub skip_unreadable: bool,
 }
 
 /// Where to compute.
@@ -155,6 +186,8 @@ pub struct CommonArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub images: ImagesArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
 }

@@ -40,6 +40,15 @@ pub(crate) fn minutes(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `--channels 1|3`: grey or colour.
+pub(crate) fn channels(s: &str) -> Result<i64, String> {
+    match s {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        _ => Err(format!("'{s}' is not 1 (grey) or 3 (colour)")),
+    }
+}
+
 /// `--filters 32,64`: the filters of each convolution block, one to four positive counts.
 pub fn filters(s: &str) -> Result<Vec<i64>, String> {
     counts(s, |n| n > 0, "positive filter counts like 32,64")

@@ -13,7 +13,8 @@ use crate::train::{Resume, TrainOptions};
 
 use super::resume;
 use super::settings::Changes;
-use super::{CommonArgs, DataArgs, DeviceArgs, TrainArgs};
+use super::{CommonArgs, DataArgs, DeviceArgs, ImagesArgs, TrainArgs};
+use crate::data;
 
 /// The plan of a run of a network of `kind`, as the trainer's flags `common` and their
 /// `changes` to the recipe say.
@@ -26,7 +27,7 @@ pub fn resolve(common: &CommonArgs, kind: ModelKind, changes: &Changes) -> Resul
         let recipe = changes.recipe(kind).map_err(|msg| anyhow!(msg))?;
         let options = TrainOptions {
             out: common.run.out.clone(),
-            ..options(t, &common.data, &common.device, recipe)?
+            ..options(t, (&common.data, &common.images), &common.device, recipe)?
         };
         options.check()?;
         return Ok(options);
@@ -43,21 +44,22 @@ pub fn resolve(common: &CommonArgs, kind: ModelKind, changes: &Changes) -> Resul
         patience_from: resumed.stopped_early.map(|_| resumed.done),
         ..options(
             t,
-            &common.data,
+            (&common.data, &common.images),
             &common.device,
             resumed.config.recipe.clone(),
         )?
     };
-    resume::inherit(&resumed.config, &mut options);
+    resume::inherit(&resumed.config, &mut options)?;
     options.check()?;
     Ok(options)
 }
 
 /// The options of a new run of `recipe` as the flag groups every trainer shares say, on
-/// the device they name (into a folder of its own unless `out` is set).
+/// the device they name, with the data `data` names, its images made as `images` says
+/// (into a folder of its own unless `out` is set).
 pub fn options(
     train: &TrainArgs,
-    data: &DataArgs,
+    (data, images): (&DataArgs, &ImagesArgs),
     device: &DeviceArgs,
     recipe: Recipe,
 ) -> Result<TrainOptions> {
@@ -68,7 +70,15 @@ pub fn options(
         device: on,
         threads: device.threads.map(|n| n as usize),
         cuda_graph: train.cuda_graph,
-        data_dir: data.data_dir.clone(),
+        data: data::Choice {
+            dir: data.data_dir.clone(),
+            image_size: images.image_size,
+            channels: images.channels,
+            test_share: images.test_share,
+            skip_unreadable: images.skip_unreadable,
+            bars: crate::progress::interactive(train.quiet),
+            test_only: false,
+        },
         out: None,
         resume: None,
         quiet: train.quiet,

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 
 use crate::models::ModelKind;
 use crate::progress::count;
@@ -105,16 +105,35 @@ pub(crate) fn plan(
 }
 
 /// What a run made with `config` brings to `options` that go on with it: its CPU
-/// threads, where it trained on the CPU and this machine has as many cores, and its data
-/// folder, where it is still there; each unless the options already say.
-pub(crate) fn inherit(config: &RunConfig, options: &mut TrainOptions) {
+/// threads, where it trained on the CPU and this machine has as many cores (unless the
+/// options say), and its data: its folder, where it is still there and the options name
+/// none, and for a folder of images, the very input and test share it had. Errs, naming
+/// the flag, where the options ask for other images.
+pub(crate) fn inherit(config: &RunConfig, options: &mut TrainOptions) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if config.device == "cpu" && config.threads <= cores {
         options.threads = options.threads.or(Some(config.threads));
     }
-    if options.data_dir.is_none() && config.data_dir.is_dir() {
-        options.data_dir = Some(config.data_dir.clone());
+    let given = &options.data;
+    let own = config.data(given.dir.as_deref());
+    for (flag, asked, had) in [
+        ("--image-size", given.image_size, own.image_size),
+        ("--channels", given.channels, own.channels),
+    ] {
+        if let (Some(asked), Some(had)) = (asked, had) {
+            ensure!(
+                asked == had,
+                "the run was trained with {flag} {had}, not {flag} {asked}; a resumed run \
+                 keeps its settings (drop the flag)"
+            );
+        }
     }
+    options.data = crate::data::Choice {
+        bars: given.bars,
+        skip_unreadable: given.skip_unreadable || own.skip_unreadable,
+        ..own
+    };
+    Ok(())
 }
 
 /// The epochs the run in `run` has finished, by its checkpoint; a folder without one

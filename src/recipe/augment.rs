@@ -6,16 +6,17 @@ use tch::{Kind, Tensor};
 /// Pixels of zero padding around each image before the random crop.
 pub(crate) const PAD: i64 = 2;
 
-/// A random crop of each image of `images` (`[b, 1, 28, 28]`) from its copy padded by
-/// two pixels of zeros, mirrored left to right where `mirror` (`[b]`, bool) says, or half
-/// of the time at random when it is `None`: the same garment, shifted by up to two
-/// pixels, so every label still holds. With `cutout` above 0, a square of that side
-/// (clipped at the edges) is then zeroed around a random point of each image. One gather,
-/// on the images' device.
+/// A random crop of each image of `images` (`[b, C, S, S]`: `[b, 1, 28, 28]` for
+/// Fashion-MNIST) from its copy padded by two pixels of zeros, mirrored left to right
+/// where `mirror` (`[b]`, bool) says, or half of the time at random when it is `None`:
+/// the same garment, shifted by up to two pixels, so every label still holds; every
+/// channel of an image alike. With `cutout` above 0, a square of that side (clipped at
+/// the edges) is then zeroed around a random point of each image. One gather, on the
+/// images' device.
 pub fn augment(images: &Tensor, mirror: Option<&Tensor>, cutout: i64) -> Tensor {
-    let (b, side) = (images.size()[0], images.size()[3]);
+    let (b, channels, side) = (images.size()[0], images.size()[1], images.size()[3]);
     let device = images.device();
-    let padded = images.squeeze_dim(1).constant_pad_nd([PAD, PAD, PAD, PAD]); // [b, side+4, side+4]
+    let padded = images.constant_pad_nd([PAD, PAD, PAD, PAD]); // [b, C, side+4, side+4]
     let offset = || Tensor::randint(2 * PAD + 1, [b, 1, 1], (Kind::Int64, device));
     let along = Tensor::arange(side, (Kind::Int64, device));
     let flip = match mirror {
@@ -27,9 +28,11 @@ pub fn augment(images: &Tensor, mirror: Option<&Tensor>, cutout: i64) -> Tensor 
         .where_self(&flip, &along.view([1, 1, side])); // [b, 1, side]
     let rows = offset() + along.view([1, side, 1]); // [b, side, 1]
     let columns = offset() + columns;
-    let image = Tensor::arange(b, (Kind::Int64, device)).view([b, 1, 1]);
-    let out = padded.index(&[Some(image), Some(rows), Some(columns)]); // [b, side, side]
-    let out = match cutout {
+    let image = Tensor::arange(b, (Kind::Int64, device)).view([b, 1, 1, 1]);
+    let channel = Tensor::arange(channels, (Kind::Int64, device)).view([1, channels, 1, 1]);
+    let (rows, columns) = (rows.unsqueeze(1), columns.unsqueeze(1)); // [b, 1, side, 1], [b, 1, 1, side]
+    let out = padded.index(&[Some(image), Some(channel), Some(rows), Some(columns)]); // [b, C, side, side]
+    match cutout {
         0 => out,
         cutout => {
             let centre = || Tensor::randint(side, [b, 1, 1], (Kind::Int64, device));
@@ -42,10 +45,9 @@ pub fn augment(images: &Tensor, mirror: Option<&Tensor>, cutout: i64) -> Tensor 
             };
             let erased = inside(along.view([1, side, 1]), &cy)
                 .logical_and(&inside(along.view([1, 1, side]), &cx)); // [b, side, side]
-            out.masked_fill(&erased, 0.0)
+            out.masked_fill(&erased.unsqueeze(1), 0.0)
         }
-    };
-    out.unsqueeze(1)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! - 4: the model's test-time `views` in place of `mirror_average`, and the recipe's
 //!   `ema`, `alternate_flips` and `cutout` (0 and false in older formats);
 //! - 5: the network's `input`: its images' size and channels and the class names
-//!   (Fashion-MNIST's, 28×28 grey and its ten garments, in older formats).
+//!   (Fashion-MNIST's, 28×28 grey and its ten garments, in older formats), and for a
+//!   folder of images, how it was read (`folders`; none in older formats).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,8 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::data::Input;
+use crate::data::folders::Folders;
+use crate::data::{Choice, Input, DEFAULT_TEST_SHARE};
 use crate::files::{read_regular_text, SMALL_FILE};
 use crate::models::ModelSpec;
 use crate::recipe::{Recipe, RecipeName};
@@ -48,6 +50,10 @@ pub struct RunConfig {
     /// The network's input: the images' size and channels, and the classes.
     #[serde(default = "Input::fashion_mnist")]
     pub input: Input,
+    /// For a folder of images: how it was read (its test share, the images left out).
+    /// `None`: Fashion-MNIST's IDX files.
+    #[serde(default)]
+    pub folders: Option<Folders>,
     /// The folder the data was read from (a name that is not UTF-8 is saved with its odd
     /// bytes replaced, as JSON holds only text).
     #[serde(serialize_with = "lossy")]
@@ -73,6 +79,26 @@ impl RunConfig {
     /// The network the run trained.
     pub fn model(&self) -> &ModelSpec {
         &self.recipe.model
+    }
+
+    /// The data the run trained on, read as it read it: from `dir` where given, else
+    /// from its own folder where that is still there (else the default places, for
+    /// Fashion-MNIST); a folder of images made into the run's very input, its test
+    /// share and unreadable images as they were.
+    pub fn data(&self, dir: Option<&Path>) -> Choice {
+        let own = Some(self.data_dir.clone()).filter(|d| d.is_dir());
+        let images = self
+            .folders
+            .as_ref()
+            .map(|f| (self.input.size, self.input.channels, f));
+        Choice {
+            dir: dir.map(Path::to_path_buf).or(own),
+            image_size: images.map(|i| i.0),
+            channels: images.map(|i| i.1),
+            test_share: (images.and_then(|i| i.2.test_share)).unwrap_or(DEFAULT_TEST_SHARE),
+            skip_unreadable: images.is_some_and(|i| i.2.left_out > 0),
+            ..Choice::default()
+        }
     }
 }
 
@@ -206,6 +232,7 @@ pub(crate) mod tests {
             cuda_graph: false,
             trainable_parameters: 101_770,
             input: Input::fashion_mnist(),
+            folders: None,
             data_dir: "data".into(),
             libtorch_version: "2.11.0".into(),
             fashion_tch_version: "0.1.0".into(),

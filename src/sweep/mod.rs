@@ -287,7 +287,7 @@ fn train_to_the_end(
         ..base.clone()
     };
     if resume.is_some() {
-        resume::inherit(&run_dir::read_config(dir)?, &mut options);
+        resume::inherit(&run_dir::read_config(dir)?, &mut options)?;
     }
     let trained = train::train(&options);
     match trained {

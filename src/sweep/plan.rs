@@ -9,7 +9,8 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{check, size_label, Sweep};
-use crate::flags::{flags_over, DataArgs, DeviceArgs, TrainArgs, CHECKPOINT_MINUTES};
+use crate::data::DEFAULT_TEST_SHARE;
+use crate::flags::{flags_over, DataArgs, DeviceArgs, ImagesArgs, TrainArgs, CHECKPOINT_MINUTES};
 use crate::models::ModelKind;
 use crate::recipe::Recipe;
 
@@ -18,6 +19,7 @@ use crate::recipe::Recipe;
 pub struct TrainerFlags<'a> {
     pub train: &'a TrainArgs,
     pub data: &'a DataArgs,
+    pub images: &'a ImagesArgs,
     pub device: &'a DeviceArgs,
 }
 
@@ -86,6 +88,22 @@ fn passed_on(flags: &TrainerFlags) -> Result<Vec<String>> {
     let mut argv = Vec::new();
     if let Some(dir) = &data.data_dir {
         argv.extend(["--data-dir".into(), plan_path(dir, "--data-dir")?]);
+    }
+    let images = flags.images;
+    if let Some(n) = images.image_size {
+        argv.extend(["--image-size".into(), n.to_string()]);
+    }
+    if let Some(n) = images.channels {
+        argv.extend(["--channels".into(), n.to_string()]);
+    }
+    if images.test_share != DEFAULT_TEST_SHARE {
+        argv.extend([
+            "--test-share".into(),
+            crate::progress::number(images.test_share),
+        ]);
+    }
+    if images.skip_unreadable {
+        argv.push("--skip-unreadable".into());
     }
     argv.extend(["--device".into(), device.device.to_string()]);
     if let Some(threads) = device.threads {

@@ -98,8 +98,8 @@ pub struct TrainOptions {
     pub device: Device,
     /// CPU threads for libtorch; `None`: [`TrainOptions::threads`] decides.
     pub threads: Option<usize>,
-    /// `None`: search the default places, downloading when needed.
-    pub data_dir: Option<PathBuf>,
+    /// The data, and how a folder of images is made into the network's input.
+    pub data: crate::data::Choice,
     /// `None`: `runs/<model>-<timestamp>`. With `resume`, the run to continue.
     pub out: Option<PathBuf>,
     /// Continue the run in `out`.

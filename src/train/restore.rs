@@ -31,6 +31,18 @@ pub(crate) fn open(
         Some(how) => {
             // the lock first: the checkpoint is read as no other trainer leaves it
             let lock = RunLock::acquire(&out)?;
+            let had = run_dir::read_config(&out)?.input;
+            ensure!(
+                had == data.input,
+                "{}: the run trained on {} images of the classes {}, and {} gives {} images of \
+                 the classes {}; resume it with the data it was trained on (--data-dir)",
+                out.display(),
+                had.describe(),
+                had.classes.join(", "),
+                data.dir.display(),
+                data.input.describe(),
+                data.input.classes.join(", ")
+            );
             let state = restore(&out, how, learner, training_images)?;
             // the best epoch is the one its history holds: best.safetensors of an epoch
             // a crash undid is gone
@@ -67,6 +79,7 @@ fn new_config(opts: &TrainOptions, data: &Splits, vs: &nn::VarStore) -> RunConfi
         cuda_graph: opts.cuda_graph,
         trainable_parameters: models::parameter_count(vs),
         input: data.input.clone(),
+        folders: data.folders.clone(),
         data_dir: data.dir.clone(),
         libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
         fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -10,7 +10,7 @@ use tch::Tensor;
 
 use super::learner::{Batch, Learner};
 use super::TrainOptions;
-use crate::data::{self, Input, Split};
+use crate::data::{self, folders::Folders, Input, Split};
 use crate::recipe::RecipeName;
 use crate::run_dir::checkpoint::Position;
 use crate::run_dir::EpochMetrics;
@@ -23,6 +23,8 @@ pub(crate) struct Splits {
     pub test: Split,
     /// What the network takes in and gives out, as the data says.
     pub input: Input,
+    /// For a folder of images: how it was read.
+    pub folders: Option<Folders>,
     /// The folder the data was read from.
     pub dir: PathBuf,
 }
@@ -31,7 +33,7 @@ impl Splits {
     /// The dataset `opts` name, on their device, with the recipe's validation images held
     /// out of the training set.
     pub(crate) fn load(opts: &TrainOptions) -> Result<Splits> {
-        let data = data::load(opts.data_dir.as_deref(), opts.device)?;
+        let data = data::load(&opts.data, opts.device)?;
         let held_out = held_out(opts, &data)?;
         let (train, validation) = data.train.split_off_last(held_out);
         Ok(Splits {
@@ -39,6 +41,7 @@ impl Splits {
             validation: (held_out > 0).then_some(validation),
             test: data.test,
             input: data.input,
+            folders: data.folders,
             dir: data.dir,
         })
     }

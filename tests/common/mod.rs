@@ -92,6 +92,7 @@ pub fn fake_run(dir: &Path, model: ModelSpec, epochs: u32) -> PathBuf {
         cuda_graph: false,
         trainable_parameters: fashion_tch::models::parameter_count(&vs),
         input: fashion_tch::data::Input::fashion_mnist(),
+        folders: None,
         data_dir: "data".into(),
         libtorch_version: "2.11.0".into(),
         fashion_tch_version: "0.1.0".into(),
