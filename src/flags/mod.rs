@@ -117,8 +117,8 @@ pub struct SavedRunArgs {
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// Folder with the four Fashion-MNIST IDX files (gzipped or raw), or a folder of your
-    /// own images: a folder per class (<class>/…, PNG or JPEG), or train/<class>/… and
-    /// test/<class>/…. Without it: data/fashion-mnist, then
+    /// own images: a folder per class (CLASS/…, PNG or JPEG), or train/CLASS/… and
+    /// test/CLASS/…. Without it: data/fashion-mnist, then
     /// /usr/share/datasets/fashion-mnist, else a download into data/fashion-mnist; a
     /// saved run's readers read the run's own
     #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
