@@ -118,7 +118,7 @@ const TEST_LABELS: IdxFile = IdxFile {
 };
 pub(crate) const FILES: [IdxFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
 
-/// Images as `[n, 1, 28, 28]` bytes, as the files hold them, and labels as `[n]` int64,
+/// Images as `[n, C, S, S]` bytes (`[n, 1, 28, 28]` for Fashion-MNIST), and labels as `[n]` int64,
 /// on one device. Batches become network inputs (floats in [0, 1]) as they are cut
 /// ([`Split::images`]): the whole set never exists as floats, which saves the loading
 /// time and three quarters of the memory.
@@ -133,12 +133,12 @@ impl Split {
         self.labels.size()[0]
     }
 
-    /// Examples `start..start + len` as network inputs, `[len, 1, 28, 28]`.
+    /// Examples `start..start + len` as network inputs, `[len, C, S, S]`.
     pub fn images(&self, start: i64, len: i64) -> Tensor {
         inputs(&self.pixels.narrow(0, start, len))
     }
 
-    /// The examples at the indices `idx` as network inputs, `[idx.len, 1, 28, 28]`.
+    /// The examples at the indices `idx` as network inputs, `[idx.len, C, S, S]`.
     pub fn images_at(&self, idx: &Tensor) -> Tensor {
         inputs(&self.pixels.index_select(0, idx))
     }

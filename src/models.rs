@@ -11,8 +11,8 @@ use crate::{cnn_builder, lesson};
 
 pub use crate::views::{Network, Views};
 
-/// A network, as the lesson builds it. Inputs are `[b, 1, 28, 28]`, outputs `[b, 10]`
-/// logits (the softmax is in the loss).
+/// A network, as the lesson builds it. Inputs are `[b, C, S, S]` (`[b, 1, 28, 28]` for
+/// Fashion-MNIST), outputs `[b, classes]` logits (the softmax is in the loss).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelSpec {

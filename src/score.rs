@@ -44,8 +44,8 @@ pub fn logits(net: &impl ModuleT, images: &Tensor) -> Tensor {
 }
 
 /// Runs `net` over `n` images in batches of [`EVAL_BATCH`] without gradients, in
-/// evaluation mode: `batch(start, len)` gives a batch's images (`[len, 1, 28, 28]`), and
-/// `take` gets its first index and logits (`[len, 10]`).
+/// evaluation mode: `batch(start, len)` gives a batch's images (`[len, C, S, S]`), and
+/// `take` gets its first index and logits (`[len, classes]`).
 fn in_batches(
     net: &impl ModuleT,
     n: i64,

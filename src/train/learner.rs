@@ -9,10 +9,10 @@ use anyhow::Result;
 use tch::nn::{self, VarStore};
 use tch::Tensor;
 
-use super::splits::Splits;
 use super::step::train_step;
 use super::TrainOptions;
 use crate::cuda_graph::GraphedStep;
+use crate::data::Input;
 use crate::ema::Ema;
 use crate::models::Network;
 use crate::optim::Adam;
@@ -20,7 +20,7 @@ use crate::recipe::{augment::augment, Optimizer, Precision, StepSettings};
 use crate::run_dir::Held;
 use crate::shim;
 
-/// A batch of the training set: its images (`[b, 1, 28, 28]`) and labels (`[b]`), which
+/// A batch of the training set: its images (`[b, C, S, S]`) and labels (`[b]`), which
 /// images of the set they are (`[b]`), and the epoch it is of.
 pub(crate) struct Batch {
     pub images: Tensor,
@@ -55,14 +55,14 @@ struct Augmentation {
 }
 
 impl Learner {
-    /// The network of `opts` for the data `data`, with its initial weights (drawn from the
-    /// seed), Adam, and the wrappers its recipe asks for.
-    pub(crate) fn new(opts: &TrainOptions, data: &Splits) -> Result<Learner> {
-        let (recipe, training_images) = (&opts.recipe, data.train.len());
-        recipe.model.fits(&data.input).map_err(anyhow::Error::msg)?;
+    /// The network of `opts` for `input`, with its initial weights (drawn from the seed),
+    /// Adam, and the wrappers its recipe asks for, on a training set of `training_images`.
+    pub(crate) fn new(opts: &TrainOptions, input: &Input, training_images: i64) -> Result<Learner> {
+        let recipe = &opts.recipe;
+        recipe.model.fits(input).map_err(anyhow::Error::msg)?;
         tch::manual_seed(opts.seed as i64);
         let vs = VarStore::new(opts.device);
-        let net = recipe.model.build(&vs, &data.input);
+        let net = recipe.model.build(&vs, input);
         let weight_decay = match recipe.optimizer {
             Optimizer::Adam => 0.0,
             Optimizer::AdamW { weight_decay } => weight_decay,
@@ -72,7 +72,7 @@ impl Learner {
             false => Adam::new(&vs, weight_decay),
         };
         let ema = match recipe.ema {
-            decay if decay > 0.0 => Some(Ema::new(&recipe.model, &data.input, &vs, decay)?),
+            decay if decay > 0.0 => Some(Ema::new(&recipe.model, input, &vs, decay)?),
             _ => None,
         };
         let graph = match opts.cuda_graph {

@@ -285,7 +285,7 @@ impl<'a> Run<'a> {
         stop::install();
         device::configure(opts.device, opts.threads());
         let data = Splits::load(opts)?;
-        let mut learner = Learner::new(opts, &data)?;
+        let mut learner = Learner::new(opts, &data.input, data.train.len())?;
         let (state, dir) = restore::open(opts, &mut learner, &data)?;
         let mut keeper = Keeper::new(dir, opts);
         let mut watch = Watchers::default();

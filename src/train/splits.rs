@@ -54,7 +54,7 @@ impl Splits {
     /// The training images at `index` (`[b]`), in epoch `epoch`.
     pub(crate) fn batch(&self, index: &Tensor, epoch: u32) -> Batch {
         Batch {
-            images: self.train.images_at(index), // [b, 1, 28, 28]
+            images: self.train.images_at(index),              // [b, C, S, S]
             labels: self.train.labels.index_select(0, index), // [b]
             index: index.shallow_clone(),
             epoch,

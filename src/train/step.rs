@@ -11,9 +11,9 @@ use tch::{Reduction, Tensor};
 use crate::optim::Adam;
 use crate::recipe::StepSettings;
 
-/// One training step on `images` (`[b, 1, 28, 28]`) and their `labels` (`[b]`):
-/// forward, the [`loss`], backward, and Adam's update at the step's learning rate and
-/// β₁. Returns the loss and the logits (`[b, 10]`), for the epoch's running figures.
+/// One training step on `images` (`[b, 1, 28, 28]` for Fashion-MNIST) and their `labels`
+/// (`[b]`): forward, the [`loss`], backward, and Adam's update at the step's learning rate
+/// and β₁. Returns the loss and the logits (`[b, 10]`), for the epoch's running figures.
 ///
 /// Whatever else a recipe does wraps this function, and none of it is inside:
 /// augmentation before it, bfloat16 autocast and the CUDA graph around it, the moving
