@@ -6,8 +6,9 @@
 #                                  libtorch.cuda/, build every binary against it
 #                                  (target/cuda/), check that without a GPU they refuse
 #                                  --device cuda clearly, and gather the binaries
-#                                  (stripped, gzipped), the data, a few PNGs and the
-#                                  PyTorch reference into .gpu/ (git-ignored, 41 MiB)
+#                                  (stripped, gzipped), the data, a few PNGs, three
+#                                  classes as image folders and the PyTorch
+#                                  reference into .gpu/ (git-ignored, 41 MiB)
 #   scripts/gpu_check.sh run       there, from the repository root: every binary with
 #                                  --device cuda, the accuracy bounds, --precision bf16
 #                                  and --cuda-graph beside the plain float32 step, the same
@@ -70,19 +71,29 @@ prepare() {
   cp "$data"/*-ubyte* .gpu/data/
   cp bench/reference.py .gpu/
   cp scripts/gpu_check.sh .gpu/
-  # three test images as PNG files, for predict
-  python3 - "$data" .gpu/images <<'EOF'
+  # three test images as PNG files, for predict; the first 1,000 test images of three
+  # classes as class folders, for training on your own images
+  python3 - "$data" .gpu/images .gpu/folders <<'EOF'
 import gzip, os, struct, sys, zlib
-data, out = sys.argv[1], sys.argv[2]
-path = os.path.join(data, "t10k-images-idx3-ubyte")
-raw = (gzip.open(path + ".gz") if os.path.exists(path + ".gz") else open(path, "rb")).read()[16:]
+data, out, folders = sys.argv[1], sys.argv[2], sys.argv[3]
+def read(name, skip):
+    path = os.path.join(data, name)
+    return (gzip.open(path + ".gz") if os.path.exists(path + ".gz") else open(path, "rb")).read()[skip:]
+raw, labels = read("t10k-images-idx3-ubyte", 16), read("t10k-labels-idx1-ubyte", 8)
 def chunk(kind, body):
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-for i in range(3):
+def png(i):
     rows = b"".join(b"\0" + raw[i * 784 + r * 28:i * 784 + (r + 1) * 28] for r in range(28))
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-    open(os.path.join(out, f"test-{i}.png"), "wb").write(png)
+    head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0))
+    return head + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+for i in range(3):
+    open(os.path.join(out, f"test-{i}.png"), "wb").write(png(i))
+names = {0: "T-shirt", 1: "Trouser", 9: "Ankle boot"}
+for label, name in names.items():
+    os.makedirs(os.path.join(folders, name))
+for i in range(1000):
+    if labels[i] in names:
+        open(os.path.join(folders, names[labels[i]], f"{i}.png"), "wb").write(png(i))
 EOF
   du -sh .gpu
   echo "ready: carry .gpu and run 'scripts/gpu_check.sh run' (or .gpu/gpu_check.sh run) there"
@@ -148,6 +159,8 @@ run() {
   step compare "$b/compare" "$out/dense" "$out/cnn" --out "$out/compare.svg"
   step sweep "$b/sweep" --model dense --hidden 32,64 --epochs 1,2 "${gpu[@]}" --out "$out/sweep"
   step export "$b/export" "$out/cnn" --out "$out/cnn.pt"
+  step folders "$b/train_cnn" --device "$DEVICE" --data-dir .gpu/folders --image-size 32 --epochs 3 --quiet --out "$out/folders"
+  step folders-predict "$b/predict" "$out/folders" .gpu/images --json --device "$DEVICE"
   step export-python python3 -c "import torch; m = torch.jit.load('$out/cnn.pt', map_location='$DEVICE'); print(m(torch.rand(4, 1, 28, 28, device='$DEVICE')).shape)"
   step resume "$b/train_dense" --resume "$out/dense" --epochs 1 "${gpu[@]}"
   # runs moved between the devices: weights and checkpoints do not depend on them
@@ -189,7 +202,7 @@ summary() {
   echo "|---|---:|---:|---:|"
   local d=$DENSE_EPOCHS c=$CNN_EPOCHS
   for run in dense:$d:0.865 cnn:$c:0.910 strong:$STRONG_EPOCHS:0.935 dense-bf16:$d:0.865 cnn-bf16:$c:0.910 \
-    dense-graph:$d:0.865 cnn-graph:$c:0.910 cnn-graph-bf16:$c:0.910; do
+    dense-graph:$d:0.865 cnn-graph:$c:0.910 cnn-graph-bf16:$c:0.910 folders:3:-; do
     local name epochs bound
     IFS=: read -r name epochs bound <<<"$run"
     [ -f "$out/$name/metrics.csv" ] || continue
