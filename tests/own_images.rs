@@ -463,3 +463,32 @@ fn fashion_mnist_written_as_folders_trains_to_its_accuracy_and_is_named_by_them(
         stdout(&predicted)
     );
 }
+
+#[test]
+fn a_cutout_may_be_as_large_as_the_images_and_no_larger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("squares");
+    write_class_images(&data, &["a", "b", "c", "d"], 8, 1, square_image(40));
+    let strong = ["--recipe", "strong", "--validation", "0", "--epochs", "1"];
+    let extra = [&strong[..], &SMALL[..], &["--cutout", "32"]].concat();
+    // a cutout above Fashion-MNIST's 28 pixels trains on 40×40 images, and is recorded
+    let run = tmp.path().join("run");
+    train(CNN, &data, &run, &extra);
+    let config = run_dir::read_config(&run).unwrap();
+    assert_eq!((config.recipe.cutout, config.input.size), (32, 40));
+    let too_large = [
+        &strong[..],
+        &SMALL[..],
+        &["--cutout", "20", "--image-size", "16"],
+    ]
+    .concat();
+    let mut args = vec!["--data-dir", s(&data), "--device", "cpu"];
+    args.extend_from_slice(&too_large);
+    let result = run_bin(CNN, &args);
+    assert_eq!(result.status.code(), Some(1), "{}", stdout(&result));
+    let err = stderr(&result);
+    assert!(
+        err.contains("--cutout 20") && err.contains("16 pixels"),
+        "{err}"
+    );
+}

@@ -59,8 +59,9 @@ pub struct RecipeArgs {
     pub alternate_flips: Option<bool>,
 
     /// With augmentation (--recipe strong): zero a square of PIXELS × PIXELS at a random
-    /// place in each training image (cutout); 0 for none [default: 0]
-    #[arg(long, allow_negative_numbers = true, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(0..=28))]
+    /// place in each training image (cutout), at most the images' side; 0 for none
+    /// [default: 0]
+    #[arg(long, allow_negative_numbers = true, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(0..))]
     pub cutout: Option<u32>,
 
     /// The training step's arithmetic: f32, or bf16 (autocast runs matrix products and

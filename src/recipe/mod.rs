@@ -15,6 +15,7 @@ mod summary;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Input;
 use crate::models::{Convs, ModelKind, ModelSpec, Views};
 
 pub use schedule::{OneCycle, StepSettings};
@@ -234,10 +235,6 @@ impl Recipe {
             (decay_ok, "weight_decay must not be negative"),
             (probability(self.ema), "ema must be in [0, 1)"),
             (
-                i64::from(self.cutout) <= crate::data::SIDE as i64,
-                "cutout must be at most the image's 28 pixels",
-            ),
-            (
                 self.augment || (self.cutout == 0 && !self.alternate_flips),
                 "--cutout and --alternate-flips change augmented batches, and this recipe \
                  does not augment (--recipe strong does)",
@@ -250,6 +247,19 @@ impl Recipe {
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, what)) => Err(format!("the recipe cannot train: {what}")),
             None => Ok(()),
+        }
+    }
+
+    /// Errs, naming the flag, when the recipe cannot train on images of `input`: a network
+    /// that pools them away, or a cutout larger than they are.
+    pub fn fits(&self, input: &Input) -> Result<(), String> {
+        self.model.fits(input)?;
+        match i64::from(self.cutout) <= input.size {
+            true => Ok(()),
+            false => Err(format!(
+                "--cutout {}: the images are {} pixels on a side; give a cutout of at most {}",
+                self.cutout, input.size, input.size
+            )),
         }
     }
 }

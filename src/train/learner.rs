@@ -59,7 +59,7 @@ impl Learner {
     /// Adam, and the wrappers its recipe asks for, on a training set of `training_images`.
     pub(crate) fn new(opts: &TrainOptions, input: &Input, training_images: i64) -> Result<Learner> {
         let recipe = &opts.recipe;
-        recipe.model.fits(input).map_err(anyhow::Error::msg)?;
+        recipe.fits(input).map_err(anyhow::Error::msg)?;
         tch::manual_seed(opts.seed as i64);
         let vs = VarStore::new(opts.device);
         let net = recipe.model.build(&vs, input);
