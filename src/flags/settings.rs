@@ -34,7 +34,7 @@ pub struct RecipeArgs {
     #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub early_stop: Option<u32>,
 
-    /// The share of each label spread evenly over the ten classes, from 0 (plain
+    /// The share of each label spread evenly over the classes, from 0 (plain
     /// labels) to below 1; the training loss only [default: 0; 0.1 with --recipe strong]
     #[arg(long, allow_negative_numbers = true, value_name = "SHARE", value_parser = share)]
     pub label_smoothing: Option<f64>,

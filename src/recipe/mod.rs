@@ -44,7 +44,7 @@ pub struct Recipe {
     /// (`src/ema.rs`); 0 for none, the weights of the last step.
     #[serde(default)]
     pub ema: f64,
-    /// The share of each label spread evenly over the ten classes (0: plain labels).
+    /// The share of each label spread evenly over the classes (0: plain labels).
     pub label_smoothing: f64,
     /// Images per optimisation step.
     pub batch_size: usize,
