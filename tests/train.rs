@@ -364,6 +364,28 @@ fn help_explains_every_flag() {
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
+    // the dense trainer offers its own settings, not the strong recipe's it has no use for
+    let dense = stdout(&run_bin(DENSE, &["--help"]));
+    for flag in [
+        "--hidden",
+        "--ema",
+        "--validation",
+        "--data-dir",
+        "--image-size",
+    ] {
+        assert!(dense.contains(flag), "{flag} missing from --help:\n{dense}");
+    }
+    for flag in [
+        "--weight-decay",
+        "--alternate-flips",
+        "--cutout",
+        "--filters",
+    ] {
+        assert!(
+            !dense.contains(flag),
+            "{flag} in train_dense --help:\n{dense}"
+        );
+    }
 }
 
 #[test]
