@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Result};
 use clap::Parser;
-use fashion_tch::data;
 use fashion_tch::predict::{self, Invert, Record};
 use fashion_tch::progress::printable;
 use fashion_tch::{cli, flags, out, run_dir};
@@ -100,11 +99,8 @@ fn test_images(
     range: std::ops::Range<i64>,
     device: tch::Device,
 ) -> Result<()> {
-    let choice = data::Choice {
-        test_only: true,
-        ..run.config.data(args.data.data_dir.as_deref())
-    };
-    let test = data::load(&choice, device)?.test;
+    let data_dir = args.data.data_dir.as_deref();
+    let test = (run.config.test_data(&args.saved.run, data_dir, device)?).test;
     ensure!(
         range.end <= test.len(),
         "--test-index {}..{}: the test set has {} images (0..{})",

@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 use fashion_tch::data::{self, folders, Input};
 
 fn main() -> Result<()> {
-    let dir: PathBuf = std::env::args_os()
-        .nth(1)
-        .context("usage: fashion_mnist_folders DIR")?
-        .into();
+    let usage =
+        "usage: fashion_mnist_folders DIR (writes DIR/train/CLASS/*.png and DIR/test/CLASS/*.png)";
+    let dir: PathBuf = std::env::args_os().nth(1).context(usage)?.into();
+    // --help, or any flag, is not a folder to write 70,000 files into
+    anyhow::ensure!(!dir.to_string_lossy().starts_with('-'), "{usage}");
     let data = data::load(&data::Choice::default(), tch::Device::Cpu)?;
     let input = Input {
         classes: (data.input.classes.iter().enumerate())

@@ -83,6 +83,24 @@ impl Input {
             .map_or("?", String::as_str)
     }
 
+    /// Errs where this, the input of the data read from `dir`, is not `had`, the input a
+    /// saved run in `run` trained on (other classes, size or colour), naming both; `what`:
+    /// what to do instead.
+    pub fn ensure_is(&self, had: &Input, dir: &Path, run: &Path, what: &str) -> Result<()> {
+        ensure!(
+            self == had,
+            "{}: the run trained on {} images of the classes {}, and {} gives {} images of \
+             the classes {}; {what}",
+            run.display(),
+            had.describe(),
+            had.classes.join(", "),
+            dir.display(),
+            self.describe(),
+            self.classes.join(", ")
+        );
+        Ok(())
+    }
+
     /// `28×28 grey` or `64×64 colour`.
     pub fn describe(&self) -> String {
         let colour = match self.channels {
@@ -193,8 +211,8 @@ pub struct Choice {
     /// colour, else 1).
     pub channels: Option<i64>,
     /// For a folder of class folders alone: the share of each class held out as the test
-    /// set.
-    pub test_share: f64,
+    /// set (`None`: [`DEFAULT_TEST_SHARE`]).
+    pub test_share: Option<f64>,
     /// For a folder of images: train on the rest where some cannot be read.
     pub skip_unreadable: bool,
     /// Show a progress bar while a folder's images are decoded (on a terminal).
@@ -211,7 +229,7 @@ impl Default for Choice {
             dir: None,
             image_size: None,
             channels: None,
-            test_share: DEFAULT_TEST_SHARE,
+            test_share: None,
             skip_unreadable: false,
             bars: false,
             test_only: false,
@@ -242,6 +260,12 @@ pub fn load(choice: &Choice, device: Device) -> Result<Dataset> {
             });
         }
         Some(dir) => {
+            ensure!(
+                dir.is_dir(),
+                "the data folder {} does not exist (or is not a folder); give --data-dir a \
+                 folder with the four Fashion-MNIST files, or class folders of images",
+                dir.display()
+            );
             if let Some(missing) = missing_files(dir).first() {
                 bail!(
                     "{} has no {missing}(.gz); the folder needs the four Fashion-MNIST files {}, \

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use tch::{Kind, Tensor};
 
-use crate::data::{self, Input, Split};
+use crate::data::{Input, Split};
 use crate::files;
 use crate::models::ModelSpec;
 use crate::plots::{self, FilterView, Image, Prediction};
@@ -49,11 +49,7 @@ pub fn evaluate(
     device: tch::Device,
 ) -> Result<Evaluation> {
     let loaded = run_dir::load_run(run, which, device)?;
-    let choice = data::Choice {
-        test_only: true,
-        ..loaded.config.data(data_dir)
-    };
-    let data = data::load(&choice, device)?;
+    let data = loaded.config.test_data(run, data_dir, device)?;
     let logits = score::logits(&loaded.net, &data.test.images(0, data.test.len()));
     let input = &loaded.config.input;
     let report = Report::from_logits(&logits, &data.test.labels, &input.classes);

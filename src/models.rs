@@ -227,7 +227,7 @@ impl ModelSpec {
                  are {} pixels on a side; give fewer blocks, or --image-size {} or more",
                 self.filters_flag(),
                 input.size,
-                1 << blocks
+                (1 << blocks).max(4)
             )),
             _ => Ok(()),
         }

@@ -72,12 +72,13 @@ pub(crate) fn load_image(path: &Path, input: &Input, invert: Invert) -> Result<V
 }
 
 /// The `k` most likely classes of each image in `images` (`[n, C, S, S]`), with their
-/// probabilities, most likely first.
+/// probabilities, most likely first: all of them where the network has `k` or fewer.
 pub fn top_k(net: &impl ModuleT, images: &Tensor, k: i64) -> Vec<Vec<(usize, f64)>> {
     if images.size()[0] == 0 {
         return Vec::new();
     }
-    let probs = score::logits(net, images).softmax(-1, Kind::Float);
+    let probs = score::logits(net, images).softmax(-1, Kind::Float); // [n, classes]
+    let k = k.min(probs.size()[1]);
     let (values, indices) = probs.topk(k, -1, true, true);
     let host = |t: Tensor| t.to_device(tch::Device::Cpu).view([-1]);
     let values = Vec::<f32>::try_from(host(values)).expect("softmax gives floats");

@@ -74,8 +74,9 @@ pub struct TrainArgs {
 /// Which run: a new one, or one to continue.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Passes over the 60,000 training images [default: 5 for the dense net, 10 for the
-    /// CNN, 48 with --recipe strong]; with --resume, the number of further epochs
+    /// Passes over the training images (Fashion-MNIST's 60,000) [default: 5 for the dense
+    /// net, 10 for the CNN, 48 with --recipe strong]; with --resume, the number of further
+    /// epochs
     #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: Option<u32>,
 
@@ -142,10 +143,9 @@ pub struct ImagesArgs {
 
     /// For a folder of class folders alone (no train/ and test/): the share of each
     /// class held out as the test set, chosen by the file names alone, so every run
-    /// tests on the same images
-    #[arg(long, value_name = "SHARE", default_value_t = crate::data::DEFAULT_TEST_SHARE,
-          value_parser = parse::share)]
-    pub test_share: f64,
+    /// tests on the same images; above 0 and below 1 [default: 0.2]
+    #[arg(long, value_name = "SHARE", value_parser = parse::test_share)]
+    pub test_share: Option<f64>,
 
     /// For a folder of images: train on the rest where some cannot be read (the Keras
     /// tutorial's first step filters them out); config.json records how many were left

@@ -13,6 +13,16 @@ pub(crate) fn share(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A share above 0 and below 1 (`--test-share`: a test set of no images tests nothing).
+pub(crate) fn test_share(s: &str) -> Result<f64, String> {
+    match share(s)? {
+        v if v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "{s} holds out no test images; give a share above 0"
+        )),
+    }
+}
+
 /// A finite number of 0 or more (`--weight-decay`).
 pub(crate) fn non_negative_f64(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {

@@ -11,8 +11,9 @@
 
 use std::path::Path;
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, Result};
 
+use crate::data::Choice;
 use crate::models::ModelKind;
 use crate::progress::count;
 use crate::recipe::Recipe;
@@ -116,17 +117,8 @@ pub(crate) fn inherit(config: &RunConfig, options: &mut TrainOptions) -> Result<
     }
     let given = &options.data;
     let own = config.data(given.dir.as_deref());
-    for (flag, asked, had) in [
-        ("--image-size", given.image_size, own.image_size),
-        ("--channels", given.channels, own.channels),
-    ] {
-        if let (Some(asked), Some(had)) = (asked, had) {
-            ensure!(
-                asked == had,
-                "the run was trained with {flag} {had}, not {flag} {asked}; a resumed run \
-                 keeps its settings (drop the flag)"
-            );
-        }
+    if let Some(first) = data_differences(&own, given).first() {
+        bail!("the run was trained with {first}; a resumed run keeps its settings (drop the flag)");
     }
     options.data = crate::data::Choice {
         bars: given.bars,
@@ -161,13 +153,52 @@ pub(crate) fn finished_epochs(run: &Path, fresh_optimizer: bool) -> Result<u32> 
     Ok(read_metrics(run)?.len() as u32)
 }
 
-/// Whether the run in `run` may be continued as `asked` with `seed` (by `sweep`, whose
-/// runs must all share its settings): the differences, in flags, or none.
-pub(crate) fn refused(run: &Path, asked: &Recipe, seed: u64) -> Result<Vec<String>> {
+/// Whether the run in `run` may be continued as `asked` with `seed` on `data` (by
+/// `sweep`, whose runs must all share its settings): the differences, in flags, or none.
+pub(crate) fn refused(run: &Path, asked: &Recipe, seed: u64, data: &Choice) -> Result<Vec<String>> {
     let config = read_config(run)?;
     let mut out = differences(&config.recipe, asked);
     if config.seed != seed {
         out.push(format!("--seed {}, not --seed {seed}", config.seed));
     }
+    let absolute = |d: &Path| std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
+    if let Some(dir) = &data.dir {
+        if absolute(dir) != absolute(&config.data_dir) {
+            out.push(format!(
+                "--data-dir {}, not --data-dir {}",
+                config.data_dir.display(),
+                dir.display()
+            ));
+        }
+    }
+    out.extend(data_differences(&config.data(None), data));
     Ok(out)
+}
+
+/// The flags of `asked` that would read a folder of images otherwise than `own`, a run's
+/// own choice, as `FLAG HAD, not FLAG ASKED`.
+fn data_differences(own: &Choice, asked: &Choice) -> Vec<String> {
+    let share = |s: Option<f64>| s.map(crate::progress::number);
+    let number = |n: Option<i64>| n.map(|n| n.to_string());
+    [
+        (
+            "--image-size",
+            number(asked.image_size),
+            number(own.image_size),
+        ),
+        ("--channels", number(asked.channels), number(own.channels)),
+        (
+            "--test-share",
+            share(asked.test_share),
+            share(own.test_share),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(flag, asked, had)| match (asked, had) {
+        (Some(asked), Some(had)) if asked != had => {
+            Some(format!("{flag} {had}, not {flag} {asked}"))
+        }
+        _ => None,
+    })
+    .collect()
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::data::folders::Folders;
-use crate::data::{Choice, Input, DEFAULT_TEST_SHARE};
+use crate::data::{Choice, Dataset, Input};
 use crate::files::{read_regular_text, SMALL_FILE};
 use crate::models::ModelSpec;
 use crate::recipe::{Recipe, RecipeName};
@@ -95,10 +95,35 @@ impl RunConfig {
             dir: dir.map(Path::to_path_buf).or(own),
             image_size: images.map(|i| i.0),
             channels: images.map(|i| i.1),
-            test_share: (images.and_then(|i| i.2.test_share)).unwrap_or(DEFAULT_TEST_SHARE),
+            test_share: images.and_then(|i| i.2.test_share),
             skip_unreadable: images.is_some_and(|i| i.2.left_out > 0),
             ..Choice::default()
         }
+    }
+
+    /// The test images of the run in `run`, which this config is of, on `device`: of its
+    /// own data, or of `dir` (`--data-dir`). Errs, naming both, where they are not of the
+    /// run's classes and input, or where the run's own folder of images no longer holds
+    /// the very images it had (its test images would be drawn anew).
+    pub fn test_data(
+        &self,
+        run: &Path,
+        dir: Option<&Path>,
+        device: tch::Device,
+    ) -> Result<Dataset> {
+        let choice = Choice {
+            test_only: true,
+            ..self.data(dir)
+        };
+        let data = crate::data::load(&choice, device)?;
+        let what = "give --data-dir a folder of the images it was trained on";
+        data.input.ensure_is(&self.input, &data.dir, run, what)?;
+        if let (None, Some(had), Some(now)) = (dir, &self.folders, &data.folders) {
+            let what = "give --data-dir to score it on the folder as it is now, its test \
+                        images drawn anew (some of them may have been trained on)";
+            now.ensure_same_images(had, &data.dir, run, what)?;
+        }
+        Ok(data)
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::data::Choice;
 use crate::files::{is_temporary_of, write_atomically};
 use crate::flags::{comma_list, resume};
 use crate::models::ModelSpec;
@@ -153,7 +154,7 @@ pub fn sweep(opts: &Sweep, base: &TrainOptions, fresh_optimizer: bool) -> Result
     check(opts, &base.recipe)?;
     fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating the sweep folder {}", opts.out.display()))?;
-    refuse_other_settings(opts, &base.recipe)?;
+    refuse_other_settings(opts, &base.recipe, &base.data)?;
     for run in opts.runs() {
         train_to_the_end(opts, base, fresh_optimizer, &run)?;
     }
@@ -222,12 +223,12 @@ fn chart(path: &Path, rows: &[SweepRow]) -> Result<()> {
 
 /// Errs, naming every difference, when a run already in the sweep folder was trained
 /// with other settings than this sweep's (more epochs aside).
-fn refuse_other_settings(opts: &Sweep, base: &Recipe) -> Result<()> {
+fn refuse_other_settings(opts: &Sweep, base: &Recipe, data: &Choice) -> Result<()> {
     let mut found = Vec::new();
     for run in opts.runs() {
         if run.dir.join(config::FILE).exists() {
             let recipe = opts.recipe(base, &run.model);
-            let differences = resume::refused(&run.dir, &recipe, run.seed)?;
+            let differences = resume::refused(&run.dir, &recipe, run.seed, data)?;
             if !differences.is_empty() {
                 found.push(format!(
                     "{} has {}",

@@ -9,7 +9,6 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{check, size_label, Sweep};
-use crate::data::DEFAULT_TEST_SHARE;
 use crate::flags::{flags_over, DataArgs, DeviceArgs, ImagesArgs, TrainArgs, CHECKPOINT_MINUTES};
 use crate::models::ModelKind;
 use crate::recipe::Recipe;
@@ -96,11 +95,8 @@ fn passed_on(flags: &TrainerFlags) -> Result<Vec<String>> {
     if let Some(n) = images.channels {
         argv.extend(["--channels".into(), n.to_string()]);
     }
-    if images.test_share != DEFAULT_TEST_SHARE {
-        argv.extend([
-            "--test-share".into(),
-            crate::progress::number(images.test_share),
-        ]);
+    if let Some(share) = images.test_share {
+        argv.extend(["--test-share".into(), crate::progress::number(share)]);
     }
     if images.skip_unreadable {
         argv.push("--skip-unreadable".into());

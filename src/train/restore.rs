@@ -31,18 +31,12 @@ pub(crate) fn open(
         Some(how) => {
             // the lock first: the checkpoint is read as no other trainer leaves it
             let lock = RunLock::acquire(&out)?;
-            let had = run_dir::read_config(&out)?.input;
-            ensure!(
-                had == data.input,
-                "{}: the run trained on {} images of the classes {}, and {} gives {} images of \
-                 the classes {}; resume it with the data it was trained on (--data-dir)",
-                out.display(),
-                had.describe(),
-                had.classes.join(", "),
-                data.dir.display(),
-                data.input.describe(),
-                data.input.classes.join(", ")
-            );
+            let had = run_dir::read_config(&out)?;
+            let what = "resume it with the data it was trained on (--data-dir)";
+            data.input.ensure_is(&had.input, &data.dir, &out, what)?;
+            if let (Some(had), Some(now)) = (&had.folders, &data.folders) {
+                now.ensure_same_images(had, &data.dir, &out, what)?;
+            }
             let state = restore(&out, how, learner, training_images)?;
             // the best epoch is the one its history holds: best.safetensors of an epoch
             // a crash undid is gone
@@ -80,7 +74,8 @@ fn new_config(opts: &TrainOptions, data: &Splits, vs: &nn::VarStore) -> RunConfi
         trainable_parameters: models::parameter_count(vs),
         input: data.input.clone(),
         folders: data.folders.clone(),
-        data_dir: data.dir.clone(),
+        // absolute, so that its readers find it from any folder
+        data_dir: std::path::absolute(&data.dir).unwrap_or_else(|_| data.dir.clone()),
         libtorch_version: env!("FASHION_TCH_LIBTORCH_VERSION").to_string(),
         fashion_tch_version: env!("CARGO_PKG_VERSION").to_string(),
         started: chrono::Local::now().to_rfc3339(),

@@ -2,6 +2,8 @@
 //! in a few epochs, and a way to run the binaries.
 #![allow(dead_code)]
 
+pub mod images;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
