@@ -59,6 +59,16 @@ fn two_classes_are_predicted_and_their_test_images_classified() {
     let named: Vec<&str> = top.iter().map(|t| t["class"].as_str().unwrap()).collect();
     assert_eq!(named.len(), 2, "{json}");
     assert!(named.contains(&"cat") && named.contains(&"dog"), "{json}");
+    // a folder, with a file of the Finder's among its images
+    fs::write(data.join("dog/.DS_Store"), b"\0\0\0\x01Bud1").unwrap();
+    let result = run_bin(PREDICT, &[s(&run), s(&data.join("dog"))]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(
+        stdout(&result).matches("dog/").count(),
+        10,
+        "{}",
+        stdout(&result)
+    );
     let result = run_bin(PREDICT, &[s(&run), "--test-index", "0..4"]);
     assert!(result.status.success(), "{}", stderr(&result));
     assert!(
