@@ -34,7 +34,11 @@ fn main() -> ExitCode {
             out!("{}", serde_json::to_string_pretty(&found.report)?)?;
         } else {
             let file = found.weights.display();
-            out!("the weights of epoch {} ({file})\n", found.epoch)?;
+            let data = found.data.display();
+            out!(
+                "the weights of epoch {} ({file}), on the test images of {data}\n",
+                found.epoch
+            )?;
             out!("{}", found.report.to_text())?;
         }
         // the scores are out before the pictures, which a read-only folder refuses

@@ -26,6 +26,8 @@ pub struct Evaluation {
     /// The weights it scored, and the epoch they are from.
     pub weights: PathBuf,
     pub epoch: u32,
+    /// The folder of the test images it scored (the run's own, or `--data-dir`).
+    pub data: PathBuf,
     /// The finished epochs' rows of `metrics.csv`.
     history: Vec<run_dir::EpochMetrics>,
     predictions: Vec<Prediction>,
@@ -65,6 +67,7 @@ pub fn evaluate(
         filters,
         epoch: loaded.epoch,
         weights: loaded.weights,
+        data: data.dir.clone(),
         history: loaded.history,
     })
 }
@@ -118,6 +121,7 @@ impl Evaluation {
             report: &self.report,
             weights: &self.weights,
             epoch: self.epoch,
+            data: &self.data,
             pictures: shown,
         }
         .write()

@@ -29,6 +29,8 @@ pub struct Page<'a> {
     /// The weights scored, and their epoch.
     pub weights: &'a Path,
     pub epoch: u32,
+    /// The folder of the test images scored.
+    pub data: &'a Path,
     /// The pictures, in the order shown: a heading each, and its SVG.
     pub pictures: Vec<(&'static str, &'a str)>,
 }
@@ -55,12 +57,14 @@ impl Page<'_> {
         };
         let mut body = format!(
             "<h1>{}</h1>\n<p class=\"figures\">test accuracy <b>{:.4}</b>, test loss {:.4}, \
-             scoring {which} weights: epoch {} (<code>{}</code>)</p>\n",
+             scoring {which} weights: epoch {} (<code>{}</code>), on the test images of \
+             <code>{}</code></p>\n",
             escape(&name),
             r.accuracy,
             r.loss,
             self.epoch,
             escape(&file),
+            escape(&self.data.to_string_lossy()),
         );
         body += &format!("<h2>Settings</h2>\n{}", settings_table(self.config));
         body += "<h2>Per class</h2>\n";

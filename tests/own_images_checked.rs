@@ -107,10 +107,14 @@ fn a_run_reads_its_own_folder_from_anywhere_and_refuses_it_once_changed() {
         .output()
         .unwrap();
     assert!(result.status.success(), "{}", stderr(&result));
+    // and says which images it scored, on the terminal and on the page
+    let printed = stdout(&result);
+    let scored = format!("on the test images of {}", data.display());
+    assert!(printed.contains(&scored), "{printed}");
+    let page = fs::read_to_string(run.join("report.html")).unwrap();
     assert!(
-        stdout(&result).contains("test accuracy"),
-        "{}",
-        stdout(&result)
+        page.contains(&format!("<code>{}</code>", data.display())),
+        "{page}"
     );
 
     // one image more: the test images would be drawn anew, some of them trained on
