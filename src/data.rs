@@ -296,6 +296,13 @@ pub fn load(choice: &Choice, device: Device) -> Result<Dataset> {
             );
         }
     }
+    if let Some(share) = choice.test_share {
+        bail!(
+            "--test-share {share}: {} holds Fashion-MNIST's IDX files, whose test set is its \
+             own 10,000 images; --test-share is for a folder of class folders alone",
+            dir.display()
+        );
+    }
     load_dir(&dir, device)
 }
 

@@ -227,6 +227,19 @@ fn folders_laid_out_wrongly_are_refused_by_name() {
         err.contains("the classes a, b") && err.contains("the classes a;"),
         "{err}"
     );
+    // a share to hold out, where train/ and test/ (or the IDX files) make the split
+    let split = tmp.path().join("split");
+    write_class_images(&split.join("train"), &["a", "b"], 3, 1, square_image(12));
+    write_class_images(&split.join("test"), &["a", "b"], 3, 2, square_image(12));
+    let idx = tmp.path().join("idx");
+    common::write_synthetic(&idx);
+    for data in [&split, &idx] {
+        let err = refused(DENSE, &["--data-dir", s(data), "--test-share", "0.3"]);
+        assert!(
+            err.contains("--test-share 0.3: ") && err.contains(s(data)),
+            "{err}"
+        );
+    }
     // a data folder that is not there
     let err = refused_dir(&tmp.path().join("nowhere"));
     assert!(err.contains("does not exist"), "{err}");

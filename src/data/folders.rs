@@ -83,8 +83,7 @@ pub(crate) fn load(
     bars: bool,
 ) -> Result<(Split, Split, Input, Folders)> {
     let started = Instant::now();
-    let (classes, mut train, mut test, test_share) =
-        find(dir, choice.test_share.unwrap_or(super::DEFAULT_TEST_SHARE))?;
+    let (classes, mut train, mut test, test_share) = find(dir, choice.test_share)?;
     let input = input_of(dir, &classes, &train, choice)?;
     let images = list_digest(dir, &train, &test);
     if choice.test_only {

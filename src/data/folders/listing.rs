@@ -17,7 +17,7 @@ pub(super) struct Labelled {
 /// where it was drawn.
 pub(super) type Found = (Vec<String>, Vec<Labelled>, Vec<Labelled>, Option<f64>);
 
-pub(super) fn find(dir: &Path, test_share: f64) -> Result<Found> {
+pub(super) fn find(dir: &Path, test_share: Option<f64>) -> Result<Found> {
     let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
     if train_dir.is_dir() != test_dir.is_dir() {
         let (has, lacks) = match train_dir.is_dir() {
@@ -33,6 +33,13 @@ pub(super) fn find(dir: &Path, test_share: f64) -> Result<Found> {
         );
     }
     if train_dir.is_dir() && test_dir.is_dir() {
+        if let Some(share) = test_share {
+            bail!(
+                "--test-share {share}: {} has train/ and test/ folders, whose split is \
+                 theirs; --test-share is for a folder of class folders alone (drop it)",
+                dir.display()
+            );
+        }
         let classes = class_names(&train_dir)?;
         let test_classes = class_folders(&test_dir)?;
         ensure!(
@@ -50,6 +57,7 @@ pub(super) fn find(dir: &Path, test_share: f64) -> Result<Found> {
         let test = labelled(&test_dir, &classes)?;
         return Ok((classes, train, test, None));
     }
+    let test_share = test_share.unwrap_or(crate::data::DEFAULT_TEST_SHARE);
     let classes = class_names(dir)?;
     let mut train = Vec::new();
     let mut test = Vec::new();
