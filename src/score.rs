@@ -207,8 +207,20 @@ impl Report {
     /// The report as a person reads it: totals, per-class table, confusion matrix and
     /// the most frequent mistakes.
     pub fn to_text(&self) -> String {
+        // the matrix's columns by name cut to six characters, or by number where two
+        // would read alike
+        let mut short: Vec<String> = self
+            .per_class
+            .iter()
+            .map(|c| short_name(&c.class))
+            .collect();
+        let numbered = (1..short.len()).any(|i| short[..i].contains(&short[i]));
+        if numbered {
+            short = (0..short.len()).map(|i| format!("#{i}")).collect();
+        }
+        let number_width = if numbered { 4 } else { 0 };
         let width = (self.per_class.iter())
-            .map(|c| c.class.chars().count())
+            .map(|c| c.class.chars().count() + number_width)
             .fold(12, usize::max);
         let mut out = format!(
             "test loss {:.4}  test accuracy {:.4}\n\n{:<width$} {:>9} {:>7} {:>9} {:>7}\n",
@@ -222,12 +234,16 @@ impl Report {
         }
         out += "\nconfusion matrix (rows: true class, columns: predicted)\n";
         out += &format!("{:<width$}", "");
-        for c in &self.per_class {
-            out += &format!(" {:>6}", short_name(&c.class));
+        for name in &short {
+            out += &format!(" {name:>6}");
         }
         out += "\n";
-        for (c, row) in self.per_class.iter().zip(&self.confusion) {
-            out += &format!("{:<width$}", c.class);
+        for (i, (c, row)) in self.per_class.iter().zip(&self.confusion).enumerate() {
+            let name = match numbered {
+                true => format!("#{i} {}", c.class),
+                false => c.class.clone(),
+            };
+            out += &format!("{name:<width$}");
             for count in row {
                 out += &format!(" {count:>6}");
             }
@@ -302,5 +318,16 @@ mod tests {
         );
         let text = r.to_text();
         assert!(text.contains("T-shirt/top → Trouser: 2"), "{text}");
+        assert!(text.contains(" T-shir Trouse Pullov"), "{text}");
+    }
+
+    #[test]
+    fn classes_that_read_alike_cut_to_six_characters_head_the_matrix_by_number() {
+        let classes = ["sneaker_black", "sneaker_white"].map(String::from);
+        let labels = Tensor::from_slice(&[0i64, 1]);
+        let logits = labels.one_hot(2).to_kind(Kind::Float) * 20.0;
+        let text = Report::from_logits(&logits, &labels, &classes).to_text();
+        assert!(text.contains("     #0     #1\n"), "{text}");
+        assert!(text.contains("#1 sneaker_white"), "{text}");
     }
 }
