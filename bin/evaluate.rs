@@ -19,7 +19,7 @@ struct Cli {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    data: flags::DataArgs,
+    data: flags::SavedDataArgs,
     #[command(flatten)]
     device: flags::DeviceArgs,
 }

@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long, conflicts_with = "test_index")]
     json: bool,
     #[command(flatten)]
-    data: flags::DataArgs,
+    data: flags::SavedDataArgs,
     #[command(flatten)]
     device: flags::DeviceArgs,
 }

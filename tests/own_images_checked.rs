@@ -1,8 +1,9 @@
 //! Your own images as a user's folders really are: two classes, a folder that changed
-//! after training (a class renamed, images added), a run read from another folder, and
-//! folders laid out or named in ways the loader must refuse by name or read rightly
-//! (one image in a class, train/ without test/, a pipe named .png, a link that loops, a
-//! PNG named .jpg, a class left empty by --skip-unreadable). Every case runs the binaries.
+//! after training (a class renamed, images added), a run read from another folder (and
+//! with FASHION_MNIST_DIR set), and folders laid out or named in ways the loader must
+//! refuse by name or read rightly (one image in a class, train/ without test/, a pipe
+//! named .png, a link that loops, a PNG named .jpg, a class left empty by
+//! --skip-unreadable). Every case runs the binaries.
 
 mod common;
 
@@ -101,8 +102,11 @@ fn a_run_reads_its_own_folder_from_anywhere_and_refuses_it_once_changed() {
     assert!(result.status.success(), "{}", stderr(&result));
     let run = tmp.path().join("run");
     let elsewhere = tempfile::tempdir().unwrap();
+    // FASHION_MNIST_DIR names the trainers' data, not a saved run's
+    common::write_synthetic(elsewhere.path());
     let result = std::process::Command::new(EVALUATE)
         .arg(&run)
+        .env("FASHION_MNIST_DIR", elsewhere.path())
         .current_dir(elsewhere.path())
         .output()
         .unwrap();

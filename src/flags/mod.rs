@@ -120,9 +120,18 @@ pub struct DataArgs {
     /// Folder with the four Fashion-MNIST IDX files (gzipped or raw), or a folder of your
     /// own images: a folder per class (CLASS/…, PNG or JPEG), or train/CLASS/… and
     /// test/CLASS/…. Without it: data/fashion-mnist, then
-    /// /usr/share/datasets/fashion-mnist, else a download into data/fashion-mnist; a
-    /// saved run's readers read the run's own
+    /// /usr/share/datasets/fashion-mnist, else a download into data/fashion-mnist
     #[arg(long, value_name = "DIR", env = "FASHION_MNIST_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Where a saved run's test images are.
+#[derive(Args, Debug, Clone)]
+pub struct SavedDataArgs {
+    /// The test images to score the run on: Fashion-MNIST's IDX files, or a folder of
+    /// images of the run's classes. Without it: the data the run was trained on, from
+    /// its config.json (FASHION_MNIST_DIR is not read here: it names the trainers' data)
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 }
 
