@@ -80,7 +80,7 @@ fn two_classes_are_predicted_and_their_test_images_classified() {
 }
 
 #[test]
-fn a_run_reads_its_own_folder_from_anywhere_and_refuses_it_once_changed() {
+fn a_run_reads_its_own_folder_from_anywhere_even_with_fashion_mnist_dir_set() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("shapes");
     write_class_images(&data, &["a", "b", "c"], 10, 1, square_image(12));
@@ -120,7 +120,14 @@ fn a_run_reads_its_own_folder_from_anywhere_and_refuses_it_once_changed() {
         page.contains(&format!("<code>{}</code>", data.display())),
         "{page}"
     );
+}
 
+#[test]
+fn a_run_refuses_its_own_folder_once_changed_and_data_of_other_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run) = (tmp.path().join("shapes"), tmp.path().join("run"));
+    write_class_images(&data, &["a", "b", "c"], 10, 1, square_image(12));
+    train(&data, &run, &[]);
     // one image more: the test images would be drawn anew, some of them trained on
     square_image(12)(0, &mut common::images::Draws(9))
         .save(data.join("a/new.png"))
