@@ -14,7 +14,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
@@ -38,78 +37,13 @@ pub mod download;
 pub mod folders;
 mod idx;
 pub mod images;
+mod input;
 
 pub use idx::{
     encode_images, encode_labels, gzip, parse_images, parse_labels, read_limited, MAX_FILE_BYTES,
     NUM_CLASSES, SIDE,
 };
-
-/// What a network takes in and gives out, as its data says: square images of `size` ×
-/// `size` pixels with `channels` channels (1 grey, 3 colour), each of one of `classes`
-/// (in label order). Saved in a run's `config.json`, so that its readers make images into
-/// the very input it trained on, and rebuild its network.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Input {
-    pub size: i64,
-    pub channels: i64,
-    pub classes: Vec<String>,
-}
-
-impl Input {
-    /// Fashion-MNIST's: 28 × 28 grey images of its ten garments.
-    pub fn fashion_mnist() -> Input {
-        Input {
-            size: SIDE as i64,
-            channels: 1,
-            classes: CLASS_NAMES.iter().map(|c| c.to_string()).collect(),
-        }
-    }
-
-    /// The values of one image: channels × size × size (784 for Fashion-MNIST).
-    pub fn values(&self) -> i64 {
-        self.channels * self.size * self.size
-    }
-
-    /// The number of classes, as the network's last layer counts them.
-    pub fn class_count(&self) -> i64 {
-        self.classes.len() as i64
-    }
-
-    /// The name of class `label`; `?` for a label outside the classes.
-    pub fn class(&self, label: i64) -> &str {
-        usize::try_from(label)
-            .ok()
-            .and_then(|l| self.classes.get(l))
-            .map_or("?", String::as_str)
-    }
-
-    /// Errs where this, the input of the data read from `dir`, is not `had`, the input a
-    /// saved run in `run` trained on (other classes, size or colour), naming both; `what`:
-    /// what to do instead.
-    pub fn ensure_is(&self, had: &Input, dir: &Path, run: &Path, what: &str) -> Result<()> {
-        ensure!(
-            self == had,
-            "{}: the run trained on {} images of the classes {}, and {} gives {} images of \
-             the classes {}; {what}",
-            run.display(),
-            had.describe(),
-            had.classes.join(", "),
-            dir.display(),
-            self.describe(),
-            self.classes.join(", ")
-        );
-        Ok(())
-    }
-
-    /// `28×28 grey` or `64×64 colour`.
-    pub fn describe(&self) -> String {
-        let colour = match self.channels {
-            1 => "grey",
-            _ => "colour",
-        };
-        format!("{0}×{0} {colour}", self.size)
-    }
-}
+pub use input::Input;
 
 /// One of the four files: its name without `.gz`, and the SHA-256 of its decompressed bytes
 /// (the same for upstream's files and Debian's recompressed ones).

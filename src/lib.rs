@@ -28,7 +28,8 @@
 //! lesson  cnn_builder      the lesson's two networks, written out; the configurable CNN
 //! score                    loss, accuracy and the per-class report, in batches
 //! data/  tensorboard       the dataset: IDX files (checked, downloaded) or folders of
-//!                          your own images (folders.rs), decoded (images.rs); event files
+//!                          your own images (folders.rs), decoded (images.rs), and the
+//!                          network's input they make (input.rs); event files
 //! cuda_graph               --cuda-graph: the step captured, then replayed
 //! views  plots  files      test-time views; pictures from plain numbers; files read
 //!                          bounded and written atomically
