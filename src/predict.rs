@@ -96,26 +96,18 @@ pub fn top_k(net: &impl ModuleT, images: &Tensor, k: i64) -> Vec<Vec<(usize, f64
 }
 
 /// The files to classify: each file given, and what is in each folder given but its
-/// subfolders and hidden files (`.DS_Store`, as training skips them), in name order. A path that cannot be looked at is an error that names it
-/// and says why ("No such file or directory", "Too many levels of symbolic links"); an
-/// entry that is not a regular file (a pipe, a device) is kept, for the classifying to
-/// name it, as it does a file that is not an image.
+/// subfolders and hidden files (`.DS_Store`, as training skips them), in name order. A
+/// path that cannot be looked at is an error that names it and says why ("No such file
+/// or directory", "Too many levels of symbolic links"); an entry that is not a regular
+/// file (a pipe, a device) is kept, for the classifying to name it, as it does a file
+/// that is not an image.
 pub fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
         let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
         if meta.is_dir() {
-            let entries = fs::read_dir(path)
-                .with_context(|| format!("reading the folder {}", path.display()))?;
-            let mut inside: Vec<PathBuf> = entries
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("reading the folder {}", path.display()))?;
-            let hidden = |p: &Path| {
-                p.file_name()
-                    .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
-            };
-            inside.retain(|p| !p.is_dir() && !hidden(p));
+            let mut inside = crate::data::folders::visible_entries(path)?;
+            inside.retain(|p| !p.is_dir());
             inside.sort();
             files.extend(inside);
         } else {

@@ -24,7 +24,8 @@ use tch::Device;
 
 use super::{Choice, Input, Split};
 use decode::decode;
-use listing::{find, list_digest, shuffle, visible_entries, Labelled};
+pub(crate) use listing::visible_entries;
+use listing::{find, list_digest, shuffle, Labelled};
 
 /// How a folder of images was read, as a run's `config.json` records it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -102,10 +103,10 @@ pub(crate) fn load(
     if !choice.skip_unreadable {
         decode::refuse_unreadable(&failed, total, dir, choice.test_only)?;
     }
-    let (train, test) = (train.into_split(device)?, test.into_split(device)?);
     if !choice.test_only {
-        decode::ensure_every_class(&train, &classes)?;
+        train.ensure_every_class(&classes)?;
     }
+    let (train, test) = (train.into_split(device)?, test.into_split(device)?);
     ensure!(
         (choice.test_only || !train.is_empty()) && !test.is_empty(),
         "{} gives {} readable training and {} test images; it needs some of each",

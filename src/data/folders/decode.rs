@@ -91,6 +91,23 @@ pub(super) fn decode(
 }
 
 impl Decoded {
+    /// Errs where a class of `classes` (the labels' names) has no readable image here,
+    /// all of them left out as unreadable.
+    pub(super) fn ensure_every_class(&self, classes: &[String]) -> Result<()> {
+        let mut counts = vec![0usize; classes.len()];
+        for (&label, _) in self.labels.iter().zip(&self.readable).filter(|(_, &ok)| ok) {
+            counts[label as usize] += 1;
+        }
+        match counts.iter().position(|&n| n == 0) {
+            Some(empty) => bail!(
+                "no training image of the class {} can be read (--skip-unreadable left them \
+                 all out); every class needs some",
+                classes[empty]
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// The readable images as a split on `device`: the others left out, the ones after
     /// them moved up in place (no second copy of the tensor).
     pub(super) fn into_split(self, device: Device) -> Result<Split> {
@@ -155,18 +172,4 @@ pub(super) fn refuse_unreadable(
          {shown}: {first}. Give --skip-unreadable to train on the rest (nothing is deleted)",
         dir.display()
     )
-}
-
-/// Errs where a class of `classes` has no image in `train` (all left out as unreadable).
-pub(super) fn ensure_every_class(train: &Split, classes: &[String]) -> Result<()> {
-    let labels = train.labels.to_device(Device::Cpu);
-    let counts = Vec::<i64>::try_from(labels.bincount::<Tensor>(None, classes.len() as i64))?;
-    match counts.iter().position(|&n| n == 0) {
-        Some(empty) => bail!(
-            "no training image of the class {} can be read (--skip-unreadable left them all \
-             out); every class needs some",
-            classes[empty]
-        ),
-        None => Ok(()),
-    }
 }

@@ -184,7 +184,7 @@ pub(super) fn is_image_name(path: &Path) -> bool {
 }
 
 /// The entries of the folder `dir` whose names do not begin with a dot.
-pub(super) fn visible_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn visible_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("reading the folder {}", dir.display()))?;
     let mut paths = Vec::new();
